@@ -1,0 +1,109 @@
+"""The decoder contract: a decoder is data plus pure functions, bytes in, data out.
+
+A decoder module declares::
+
+    DEVICE: DeviceType                  # id, vendor, model, description, protocols, version
+    MEASUREMENTS: tuple[str, ...]       # quantity names from decoders.vocabulary
+    def decode(payload: bytes, fport: int | None) -> DecodeResult   # never raises, no I/O
+    def normalize(data: dict) -> list[Measurement]                  # optional
+    EXAMPLES: tuple[Example, ...]       # run by the test suite
+
+When a module has no ``normalize``, top-level keys of ``data`` that are vocabulary names
+become measurements with the vocabulary's unit (the preset).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from decoders.vocabulary import QUANTITIES, quantity
+
+Value = float | int | bool | str
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One normalized reading: a vocabulary name, its SenML unit and the value."""
+
+    name: str
+    unit: str
+    value: Value
+
+    def as_dict(self) -> dict[str, Value]:
+        return {"name": self.name, "unit": self.unit, "value": self.value}
+
+
+@dataclass(slots=True)
+class DecodeResult:
+    """What a decoder returns; a non-empty ``errors`` means the frame could not be decoded."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceType:
+    """What a decoder is for."""
+
+    id: str
+    vendor: str
+    model: str
+    description: str
+    protocols: tuple[str, ...] = ("lorawan",)
+    version: str = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """A payload and what decoding it must give; the test suite checks every one.
+
+    ``data`` is compared by equality; ``errors`` lists substrings that must each appear in
+    one of the result's errors (empty for a good frame); ``measurements`` are optional
+    (name, value) pairs that ``normalize`` must produce.
+    """
+
+    description: str
+    payload_hex: str
+    fport: int | None
+    data: dict[str, Any] | None = None
+    errors: tuple[str, ...] = ()
+    measurements: tuple[tuple[str, Value], ...] = ()
+
+
+def failure(message: str, data: dict[str, Any] | None = None) -> DecodeResult:
+    """A result for a frame that could not be decoded."""
+    return DecodeResult(data=data or {}, errors=[message])
+
+
+def preset_measurements(data: Mapping[str, Any]) -> list[Measurement]:
+    """Turn top-level vocabulary-named numeric keys of ``data`` into measurements."""
+    out: list[Measurement] = []
+    for key, value in data.items():
+        q = QUANTITIES.get(key)
+        if q is not None and isinstance(value, int | float):
+            out.append(Measurement(key, q.unit, value))
+    return out
+
+
+def measurements_from(data: Mapping[str, Any], mapping: Mapping[str, tuple[str, float]]) -> list[Measurement]:
+    """Map native keys to vocabulary names with a scale factor: ``{"vdd": ("battery_voltage", 0.001)}``."""
+    out: list[Measurement] = []
+    for key, (name, scale) in mapping.items():
+        value = data.get(key)
+        if isinstance(value, bool):
+            out.append(Measurement(name, quantity(name).unit, int(value)))
+        elif isinstance(value, int | float):
+            scaled = value * scale if scale != 1 else value
+            out.append(Measurement(name, quantity(name).unit, round(scaled, 6) if scale != 1 else scaled))
+    return out
+
+
+DecodeFn = Callable[[bytes, "int | None"], DecodeResult]
+NormalizeFn = Callable[[dict[str, Any]], list[Measurement]]

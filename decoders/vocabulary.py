@@ -1,0 +1,78 @@
+"""One shared vocabulary: the same quantity has the same name and SenML unit for every supplier.
+
+Units come from the SenML registry (RFC 8428) and its secondary units (RFC 8798).
+The bounds are plausibility limits that the decoder test suite checks every example against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A named physical (or logical) quantity with its one unit and plausible range."""
+
+    name: str
+    unit: str
+    description: str
+    minimum: float
+    maximum: float
+
+
+def _q(name: str, unit: str, description: str, minimum: float, maximum: float) -> Quantity:
+    return Quantity(name, unit, description, minimum, maximum)
+
+
+QUANTITIES: dict[str, Quantity] = {
+    q.name: q
+    for q in (
+        _q("temperature", "Cel", "air or surface temperature", -60, 150),
+        _q("temperature_external", "Cel", "temperature of an external probe", -100, 400),
+        _q("humidity", "%RH", "relative humidity", 0, 100),
+        _q("co2", "ppm", "carbon dioxide concentration", 0, 100_000),
+        _q("pressure", "hPa", "barometric pressure", 0, 2000),
+        _q("water_pressure", "Pa", "hydrostatic or line pressure", -1e6, 1e8),
+        _q("illuminance", "lx", "light level", 0, 200_000),
+        _q("motion", "count", "motion events (PIR) since the previous frame", 0, 65_535),
+        _q("occupancy", "/", "occupied (1) or free (0)", 0, 1),
+        _q("battery_voltage", "V", "battery or supply voltage", 0, 60),
+        _q("battery", "%EL", "remaining battery", 0, 100),
+        _q("distance", "m", "measured distance, e.g. ultrasonic to a surface", 0, 100),
+        _q("water_level", "m", "water level above a reference", -100, 1000),
+        _q("fill_level", "%", "container fill level", 0, 100),
+        _q("soil_moisture", "%", "volumetric soil water content", 0, 100),
+        _q("soil_temperature", "Cel", "soil temperature", -60, 100),
+        _q("conductivity", "uS/cm", "electrical conductivity", 0, 1e6),
+        _q("noise", "dB", "sound pressure level", 0, 200),
+        _q("pm1", "ug/m3", "particulate matter below 1 um", 0, 10_000),
+        _q("pm2_5", "ug/m3", "particulate matter below 2.5 um", 0, 10_000),
+        _q("pm10", "ug/m3", "particulate matter below 10 um", 0, 10_000),
+        _q("tvoc", "ppb", "total volatile organic compounds", 0, 1e6),
+        _q("voc_index", "/", "volatile organic compound index", 0, 500),
+        _q("water_volume", "m3", "cumulative water volume", 0, 1e9),
+        _q("energy", "kWh", "cumulative energy", 0, 1e12),
+        _q("power", "W", "active power", -1e9, 1e9),
+        _q("pulse_count", "count", "cumulative pulse counter", 0, 1e12),
+        _q("door_open", "/", "door or window open (1) or closed (0)", 0, 1),
+        _q("leak", "/", "water leak detected (1) or not (0)", 0, 1),
+        _q("latitude", "lat", "WGS84 latitude", -90, 90),
+        _q("longitude", "lon", "WGS84 longitude", -180, 180),
+        _q("altitude", "m", "altitude above sea level", -500, 10_000),
+        _q("speed", "m/s", "ground speed", 0, 350),
+        _q("acceleration", "m/s2", "acceleration", -200, 200),
+        _q("rssi", "dBm", "received signal strength", -200, 20),
+        _q("snr", "dB", "signal to noise ratio", -40, 40),
+        _q("analog_input", "V", "analog input voltage", -100, 100),
+        _q("digital_input", "/", "digital input state", 0, 1),
+        _q("generic", "/", "a unitless value", -1e12, 1e12),
+    )
+}
+
+
+def quantity(name: str) -> Quantity:
+    """Look up a quantity by name; a KeyError names the unknown quantity."""
+    try:
+        return QUANTITIES[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not in the shared vocabulary (decoders/vocabulary.py)") from None

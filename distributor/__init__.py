@@ -1,0 +1,1 @@
+"""The distributor: sources -> pipeline (resolve, dedup, decode, normalize, route) -> delivery -> sinks."""

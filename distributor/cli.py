@@ -1,0 +1,135 @@
+"""The ``iotd`` command line: serve, demo, decode, schema, decoders."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import sys
+from collections.abc import Sequence
+
+import orjson
+
+from decoders import catalog
+
+
+def _print_json(obj: object) -> None:
+    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _payload_from(args: argparse.Namespace) -> bytes:
+    try:
+        if args.hex is not None:
+            return bytes.fromhex(args.hex.replace(" ", ""))
+        return base64.b64decode(args.base64, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise SystemExit(f"iotd decode: the payload is not valid {'hex' if args.hex else 'base64'}: {exc}") from exc
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    decoder = catalog.get(args.decoder)
+    if decoder is None:
+        known = ", ".join(sorted(catalog.load_all()))
+        raise SystemExit(f"iotd decode: no decoder {args.decoder!r}; known: {known}")
+    result = decoder.decode(_payload_from(args), args.fport)
+    measurements, norm_error = decoder.normalize(result.data) if result.ok else ([], None)
+    _print_json(
+        {
+            "decoder": decoder.id,
+            "data": result.data,
+            "measurements": [m.as_dict() for m in measurements],
+            "warnings": result.warnings,
+            "errors": result.errors + ([norm_error] if norm_error else []),
+        }
+    )
+    return 0 if result.ok and norm_error is None else 1
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from distributor.model import json_schema
+
+    _print_json(json_schema())
+    return 0
+
+
+def cmd_decoders_list(args: argparse.Namespace) -> int:
+    rows = [
+        {"id": d.id, "vendor": d.device.vendor, "model": d.device.model, "protocols": list(d.device.protocols)}
+        for d in catalog.load_all().values()
+    ]
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['id']:<24} {r['vendor']:<12} {r['model']}")
+    return 0
+
+
+def cmd_decoders_show(args: argparse.Namespace) -> int:
+    d = catalog.get(args.id)
+    if d is None:
+        raise SystemExit(f"iotd decoders show: no decoder {args.id!r}")
+    _print_json(
+        {
+            "id": d.id,
+            "vendor": d.device.vendor,
+            "model": d.device.model,
+            "description": d.device.description,
+            "protocols": list(d.device.protocols),
+            "version": d.device.version,
+            "measurements": list(d.measurements),
+            "examples": [
+                {"description": e.description, "fport": e.fport, "hex": e.payload_hex,
+                 "data": e.data, "errors": list(e.errors)}
+                for e in d.examples
+            ],
+        }
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iotd", description="IoT message distributor and device registry for cities."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("decode", help="decode one payload with a decoder and print the result as JSON")
+    p.add_argument("--decoder", required=True, help="decoder id (see `iotd decoders list`)")
+    p.add_argument("--fport", type=int, default=None, help="LoRaWAN fPort")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--hex", help="payload as hex")
+    g.add_argument("--base64", help="payload as base64")
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the iotd.message/1 data model")
+    p.set_defaults(func=cmd_schema)
+
+    dec = sub.add_parser("decoders", help="list and inspect decoders")
+    dsub = dec.add_subparsers(dest="decoders_command", required=True, metavar="ACTION")
+    p = dsub.add_parser("list", help="list the available decoders")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_decoders_list)
+    p = dsub.add_parser("show", help="show a decoder's measurements and examples")
+    p.add_argument("id")
+    p.set_defaults(func=cmd_decoders_show)
+
+    _add_service_commands(sub)
+    return parser
+
+
+def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from distributor import commands
+
+    commands.register(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
