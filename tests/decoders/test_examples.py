@@ -15,6 +15,11 @@ ALL = catalog.load_all()
 CASES = [(dec, ex) for dec in ALL.values() for ex in dec.examples]
 
 
+def test_the_foundation_decoders_are_present() -> None:
+    assert {"elsys", "cayenne-lpp", "milesight-am103", "milesight-am307", "milesight-em300-th",
+            "milesight-em310-udl", "milesight-em500-udl"} <= set(ALL)
+
+
 @pytest.mark.parametrize(("decoder", "example"), CASES, ids=[f"{d.id}:{e.description}" for d, e in CASES])
 def test_example(decoder: Decoder, example: Example) -> None:
     result = decoder.decode(bytes.fromhex(example.payload_hex), example.fport)

@@ -1,0 +1,81 @@
+"""Embedded infrastructure for `iotd demo`: a real PostgreSQL (pgserver's binaries) and a private Mosquitto.
+
+Used only when no database or broker is configured, so the demo runs on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import warnings
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def embedded_postgres() -> AsyncIterator[str]:
+    """A throwaway PostgreSQL 16 in a temp dir; yields its URL."""
+    try:
+        from pgserver.postgres_server import get_server
+    except ImportError as exc:  # pragma: no cover - pgserver is a dependency
+        raise RuntimeError("pgserver is not installed; set IOTD_DATABASE_URL instead") from exc
+    data_dir = Path(tempfile.mkdtemp(prefix="iotd-demo-pg-"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = await asyncio.to_thread(get_server, str(data_dir), cleanup_mode="stop")
+    try:
+        yield str(server.get_uri())
+    finally:
+        await asyncio.to_thread(server.cleanup)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+MOSQUITTO_CONF = """listener {port} 127.0.0.1
+allow_anonymous true
+persistence false
+# Debian's default 1000 silently drops QoS 1 messages for an absent subscriber
+max_queued_messages 100000
+max_inflight_messages 1000
+"""
+
+
+@contextlib.asynccontextmanager
+async def embedded_mosquitto() -> AsyncIterator[str]:
+    """A private Mosquitto on a free loopback port; yields its mqtt:// URL."""
+    binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
+    if binary is None:
+        raise RuntimeError("no MQTT broker configured and mosquitto is not installed: "
+                           "`apt-get install mosquitto` or set IOTD_MQTT_URL")
+    port = free_port()
+    work = Path(tempfile.mkdtemp(prefix="iotd-demo-mqtt-"))
+    conf = work / "mosquitto.conf"
+    conf.write_text(MOSQUITTO_CONF.format(port=port))
+    proc = subprocess.Popen(  # noqa: ASYNC220 - starts at once; we only wait on it off the loop
+        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                await writer.wait_closed()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        else:
+            raise RuntimeError("the embedded mosquitto did not start")
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        await asyncio.to_thread(proc.wait, 10)
+        shutil.rmtree(work, ignore_errors=True)

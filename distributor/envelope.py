@@ -1,0 +1,64 @@
+"""Builds ``iotd.message/1`` dicts (pure). Ids are deterministic: the same source message, the same id."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from decoders.catalog import Decoder
+from decoders.contract import DecodeResult, Measurement
+from distributor.model import SCHEMA_ID
+from registry.records import Device
+
+
+def message_id(dedup_key: str) -> str:
+    """A UUID (version 8 layout) from SHA-256 of the source's dedup key."""
+    digest = bytearray(hashlib.sha256(dedup_key.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x80
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return str(uuid.UUID(bytes=bytes(digest)))
+
+
+def iso_utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def device_ref(device: Device) -> dict[str, Any]:
+    ref: dict[str, Any] = {
+        "id": device.id, "name": device.name, "organization": device.organization_id,
+        "application": device.application_id, "type": device.decoder, "tags": device.tags,
+    }
+    if device.lat is not None and device.lon is not None:
+        ref["location"] = {"lat": device.lat, "lon": device.lon}
+    return ref
+
+
+def build_message(
+    *, msg_id: str, received_at: float, measured_at: str | None, device: Device, network: dict[str, Any],
+    payload: bytes, decoder: Decoder | None, result: DecodeResult | None, measurements: list[Measurement],
+) -> dict[str, Any]:
+    if decoder is None or result is None:
+        decoder_info: dict[str, Any] = {"id": device.decoder, "version": None, "status": "none",
+                                        "warnings": [], "errors": [] if device.decoder is None
+                                        else [f"decoder {device.decoder!r} is not installed"]}
+        if device.decoder is not None:
+            decoder_info["status"] = "error"
+    else:
+        decoder_info = {"id": decoder.id, "version": decoder.device.version,
+                        "status": "ok" if result.ok else "error",
+                        "warnings": result.warnings, "errors": result.errors}
+    return {
+        "schema": SCHEMA_ID,
+        "id": msg_id,
+        "received_at": iso_utc(received_at),
+        "measured_at": measured_at,
+        "device": device_ref(device),
+        "network": network,
+        "payload": {"raw": base64.b64encode(payload).decode(),
+                    "decoded": result.data if result is not None and result.ok else None},
+        "measurements": [m.as_dict() for m in measurements],
+        "decoder": decoder_info,
+    }

@@ -1,0 +1,46 @@
+"""Prometheus metrics. Labels are bounded: source, decoder, consumer, outcome; never a device.
+
+All metrics live in one registry object per service so tests can run several services in one
+process; ``Metrics.render()`` gives the text exposition for ``/metrics``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.received = Counter("iotd_received", "Messages received, per source and event",
+                                ["source", "event"], registry=r)
+        self.malformed = Counter("iotd_malformed", "Messages that could not be parsed, per source",
+                                 ["source"], registry=r)
+        self.unknown_devices = Counter("iotd_unknown_device_uplinks", "Uplinks from devices not in the registry",
+                                       ["source"], registry=r)
+        self.duplicates = Counter("iotd_duplicates", "Messages dropped as duplicates of one already handled",
+                                  ["source"], registry=r)
+        self.decoded = Counter("iotd_decoded", "Decode outcomes per decoder and status (ok, error, none)",
+                               ["decoder", "status"], registry=r)
+        self.delivered = Counter("iotd_deliveries", "Delivery attempts per consumer and outcome "
+                                 "(ok, retry, failed, spilled)", ["consumer", "outcome"], registry=r)
+        self.latency = Histogram("iotd_end_to_end_latency_seconds",
+                                 "Time from receipt to delivery at the consumer", ["consumer_kind"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.in_flight = Gauge("iotd_in_flight", "Messages accepted but not yet done (acked)", registry=r)
+        self.spilled = Counter("iotd_spilled", "Deliveries recorded in PostgreSQL for retry", ["consumer"],
+                               registry=r)
+        self.device_events = Counter("iotd_device_events", "Non-uplink device events recorded (join, status, log)",
+                                     ["event"], registry=r)
+        self.broker_connected = Gauge("iotd_broker_connected", "1 when the ChirpStack MQTT source is connected",
+                                      registry=r)
+        self.registry_devices = Gauge("iotd_registry_devices", "Devices in the in-memory registry cache",
+                                      registry=r)
+        self.registry_reload_seconds = Gauge("iotd_registry_reload_seconds", "Duration of the last cache reload",
+                                             registry=r)
+
+    def render(self) -> bytes:
+        data: bytes = generate_latest(self.registry)
+        return data

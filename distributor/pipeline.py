@@ -1,0 +1,115 @@
+"""The uplink path, as named steps in plain order: resolve → dedup → decode → normalize → route.
+
+Everything here is synchronous and does no I/O: it ends by offering the message to the
+consumers' lanes (which never block) and releasing the pipeline's own hold on the finalizer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from decoders import catalog
+from decoders.catalog import Decoder
+from decoders.contract import DecodeResult, Measurement
+from distributor.ack import Finalizer
+from distributor.dedup import SeenWindow
+from distributor.delivery.dispatcher import Dispatcher
+from distributor.envelope import build_message, message_id
+from distributor.metrics import Metrics
+from distributor.sources.base import RawUplink
+from registry.cache import RegistryCache
+from registry.records import Device
+from registry.state_writer import StateWriter
+
+log = structlog.get_logger("iotd.pipeline")
+
+
+class Pipeline:
+    def __init__(self, cache: RegistryCache, dispatcher: Dispatcher, state: StateWriter, metrics: Metrics,
+                 dedup_window_s: float = 600.0, frame_window_s: float = 60.0) -> None:
+        self._cache = cache
+        self._dispatcher = dispatcher
+        self._state = state
+        self._metrics = metrics
+        self._seen_ids = SeenWindow(dedup_window_s)
+        self._seen_frames = SeenWindow(frame_window_s)
+
+    # --- steps -------------------------------------------------------------------------------
+    def resolve(self, up: RawUplink) -> Device | None:
+        if up.device is not None:
+            return up.device
+        if up.dev_eui is not None:
+            return self._cache.snapshot.by_dev_eui.get(up.dev_eui)
+        return None
+
+    def is_duplicate(self, up: RawUplink) -> bool:
+        if self._seen_ids.seen(up.dedup_key):
+            return True
+        return up.frame_key is not None and self._seen_frames.seen(up.frame_key)
+
+    @staticmethod
+    def decode(device: Device, up: RawUplink) -> tuple[Decoder | None, DecodeResult | None, list[Measurement]]:
+        decoder = catalog.get(device.decoder) if device.decoder else None
+        if decoder is None:
+            return None, None, []
+        result = decoder.decode(up.payload, up.fport)
+        if not result.ok:
+            return decoder, result, []
+        measurements, error = decoder.normalize(result.data)
+        if error is not None:
+            result.errors.append(error)
+        return decoder, result, measurements
+
+    # --- the path ----------------------------------------------------------------------------
+    def handle(self, up: RawUplink) -> None:
+        try:
+            self._handle(up)
+        finally:
+            up.finalizer.release(True)
+
+    def _handle(self, up: RawUplink) -> None:
+        device = self.resolve(up)
+        if device is None:
+            self._metrics.unknown_devices.labels(up.source).inc()
+            self._state.unknown_device(up.source, up.dev_eui or "?", up.unknown_detail)
+            log.debug("uplink from unknown device", dev_eui=up.dev_eui, source=up.source)
+            return
+        if self.is_duplicate(up):
+            self._metrics.duplicates.labels(up.source).inc()
+            log.debug("duplicate dropped", message_id=message_id(up.dedup_key), device=device.id)
+            return
+        decoder, result, measurements = self.decode(device, up)
+        msg_id = message_id(up.dedup_key)
+        status = "none" if result is None and device.decoder is None else (
+            "ok" if result is not None and result.ok else "error")
+        self._metrics.decoded.labels(device.decoder or "none", status).inc()
+        message = build_message(
+            msg_id=msg_id, received_at=up.received_at, measured_at=up.measured_at, device=device,
+            network=up.network, payload=up.payload, decoder=decoder, result=result, measurements=measurements,
+        )
+        if status == "error":
+            log.warning("decode failed; delivering raw", message_id=msg_id, device=device.id,
+                        decoder=device.decoder, errors=message["decoder"]["errors"])
+        self._state.message(device.id, up.network.get("f_cnt"), message)
+        consumers = self._cache.snapshot.consumers_for(device)
+        self._dispatcher.dispatch(message, up.raw_event, consumers, topic_vars(device), up.finalizer,
+                                  up.received_at)
+
+    def device_event(self, dev_eui: str, event: str, detail: dict[str, Any], state: dict[str, Any],
+                     finalizer: Finalizer) -> None:
+        """join/status/log/...: update the device's state and keep the event; never delivered as data."""
+        try:
+            device = self._cache.snapshot.by_dev_eui.get(dev_eui)
+            self._metrics.device_events.labels(event).inc()
+            if device is not None:
+                self._state.event(device.id, event, detail, state)
+        finally:
+            finalizer.release(True)
+
+
+def topic_vars(device: Device) -> dict[str, str]:
+    return {"organization": device.organization_id, "application": device.application_id,
+            "device": device.id, "device_name": device.name, "dev_eui": device.dev_eui or "",
+            "decoder": device.decoder or "none"}

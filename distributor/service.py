@@ -1,0 +1,143 @@
+"""The service's lifecycle: start-up owns the resources, shutdown drains them in order.
+
+Order on start: database (migrations) → registry cache → spill store and state writer →
+consumer lanes → pipeline → HTTP → MQTT source. On stop the reverse, beginning with intake:
+the source stops reading and lets in-flight messages finish, lanes deliver what they hold
+until the drain deadline and spill the rest, and only then do the stores close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import structlog
+
+from distributor.delivery.dispatcher import Dispatcher
+from distributor.delivery.spill import SpillStore
+from distributor.http_app import EmbeddedServer, create_app, start_http
+from distributor.metrics import Metrics
+from distributor.pipeline import Pipeline
+from distributor.settings import Settings
+from distributor.sinks.base import Sink
+from distributor.sources.chirpstack_mqtt import ChirpStackMqttSource
+from registry.cache import RegistryCache, Snapshot
+from registry.db import create_pool, migrate
+from registry.records import Consumer
+from registry.secrets import SecretBox
+from registry.state_writer import StateWriter
+
+log = structlog.get_logger("iotd.service")
+
+
+def default_sink_factory(client_id: str) -> Callable[[Consumer], Sink]:
+    from distributor.sinks.http import HttpSink
+    from distributor.sinks.mqtt import MqttSink
+
+    def make(consumer: Consumer) -> Sink:
+        if consumer.kind == "mqtt":
+            return MqttSink(consumer, client_id=f"{client_id}-out-{consumer.id[:8]}")
+        return HttpSink(consumer)
+
+    return make
+
+
+class Service:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        if not settings.database_url:
+            raise ValueError("IOTD_DATABASE_URL is not set (or run `iotd demo` for an embedded database)")
+        if not settings.secret_key:
+            raise ValueError("IOTD_SECRET_KEY is not set: it encrypts stored consumer credentials")
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.box = SecretBox(settings.secret_key)
+        self.pool: asyncpg.Pool | None = None
+        self.source: ChirpStackMqttSource | None = None
+        self.http_port = settings.http_port
+        self._http: tuple[EmbeddedServer, asyncio.Task[None]] | None = None
+        self._stop = asyncio.Event()
+        self._sync_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        assert s.database_url is not None
+        self.pool = await create_pool(s.database_url, min_size=2, max_size=10)
+        async with self.pool.acquire() as conn:
+            applied = await migrate(conn)
+        if applied:
+            log.info("database migrated", applied=applied)
+        self.cache = RegistryCache(self.pool, self.box)
+        self.spill = SpillStore(self.pool)
+        self.state = StateWriter(self.pool, s.state_flush_interval_s)
+        self.dispatcher = Dispatcher(default_sink_factory(s.mqtt_client_id), self.spill, self.metrics,
+                                     queue_size=s.consumer_queue_size)
+        await self.cache.start()
+        await self.spill.start()
+        await self.state.start()
+        await self._on_registry(self.cache.snapshot)
+        self.cache.on_reload.append(self._schedule_sync)
+        self.pipeline = Pipeline(self.cache, self.dispatcher, self.state, self.metrics,
+                                 dedup_window_s=s.dedup_window_s)
+        server, task, self.http_port = await start_http(create_app(self), s.http_host, s.http_port)
+        self._http = (server, task)
+        if s.mqtt_url:
+            self.source = ChirpStackMqttSource(s.mqtt_url, s.mqtt_client_id, self.pipeline, self.metrics,
+                                               share_group=s.mqtt_share_group, max_in_flight=s.mqtt_max_in_flight)
+            await self.source.start()
+        log.info("iotd started", http_port=self.http_port, mqtt=bool(s.mqtt_url),
+                 devices=len(self.cache.snapshot.devices), consumers=len(self.cache.snapshot.consumers))
+
+    def _schedule_sync(self, snapshot: Snapshot) -> None:
+        self._sync_task = asyncio.get_running_loop().create_task(self._on_registry(snapshot))
+
+    async def _on_registry(self, snapshot: Snapshot) -> None:
+        self.metrics.registry_devices.set(len(snapshot.devices))
+        self.metrics.registry_reload_seconds.set(self.cache.last_reload_s)
+        await self.dispatcher.sync(snapshot.consumers)
+
+    async def readiness(self) -> dict[str, dict[str, Any]]:
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            assert self.pool is not None
+            async with asyncio.timeout(2):
+                await self.pool.fetchval("SELECT 1")
+            checks["database"] = {"ok": True}
+        except (OSError, asyncpg.PostgresError, TimeoutError, AssertionError) as exc:
+            checks["database"] = {"ok": False, "error": str(exc) or type(exc).__name__}
+        if self.source is not None:
+            checks["broker"] = {"ok": self.source.connected}
+        return checks
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Start, serve until SIGTERM/SIGINT, then drain and stop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        await self.start()
+        await self._stop.wait()
+        log.info("stopping: draining in-flight work", deadline_s=self.settings.drain_timeout_s)
+        await self.stop()
+
+    async def stop(self) -> None:
+        timeout = self.settings.drain_timeout_s
+        if self.source is not None:
+            await self.source.stop(drain_timeout=timeout)
+        await self.dispatcher.drain(timeout)
+        await self.spill.drain(timeout)
+        if self._http is not None:
+            server, task = self._http
+            server.should_exit = True
+            await task
+        await self.dispatcher.close()
+        await self.spill.close()
+        await self.state.close()
+        await self.cache.close()
+        if self.pool is not None:
+            await self.pool.close()
+        log.info("iotd stopped")

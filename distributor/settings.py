@@ -1,0 +1,29 @@
+"""Settings from ``IOTD_*`` environment variables (pydantic-settings); every field documents itself."""
+
+from __future__ import annotations
+
+import socket
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IOTD_", env_file=None, extra="ignore")
+
+    database_url: str | None = Field(None, description="PostgreSQL URL; `iotd demo` embeds one when unset")
+    mqtt_url: str | None = Field(None, description="ChirpStack's MQTT broker, mqtt://[user:pass@]host:port")
+    mqtt_client_id: str = Field(default_factory=lambda: f"iotd-{socket.gethostname()}",
+                                description="stable per instance: the persistent session's identity")
+    mqtt_share_group: str | None = Field(None, description="MQTT v5 shared-subscription group for several instances")
+    mqtt_max_in_flight: int = Field(2000, ge=1, description="unfinished messages before intake pauses")
+    http_host: str = Field("0.0.0.0", description="address the API, ingest and /metrics listen on")
+    http_port: int = Field(8080, ge=0, le=65535)
+    secret_key: str | None = Field(None, description="encrypts stored credentials; required outside the demo",
+                                   repr=False)
+    log_level: str = Field("info", description="debug, info, warning or error")
+    log_format: str = Field("json", description="json (one line per event) or console")
+    drain_timeout_s: float = Field(10.0, ge=0, description="on SIGTERM: time to finish in-flight work")
+    consumer_queue_size: int = Field(10_000, ge=1, description="per-consumer queue before spilling to PostgreSQL")
+    dedup_window_s: float = Field(600.0, ge=0, description="remember ChirpStack deduplication ids this long")
+    state_flush_interval_s: float = Field(0.5, gt=0, description="batch interval for latest-message/statistics")

@@ -1,0 +1,1 @@
+"""Sinks: where messages go (HTTP webhooks, MQTT topics). One module per kind."""

@@ -1,0 +1,1 @@
+"""Sources: where raw uplinks come from (ChirpStack over MQTT or HTTP, device HTTP ingest)."""

@@ -1,0 +1,26 @@
+"""What every source hands the pipeline: a ``RawUplink`` carrying its own ``Finalizer``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from distributor.ack import Finalizer
+from registry.records import Device
+
+
+@dataclass(slots=True)
+class RawUplink:
+    source: str                       # chirpstack-mqtt | chirpstack-http | http
+    dedup_key: str                    # the source's own key: the message id derives from it
+    payload: bytes
+    fport: int | None
+    received_at: float                # epoch seconds
+    measured_at: str | None           # RFC 3339, when the source knows it
+    network: dict[str, Any]           # the envelope's `network` object
+    finalizer: Finalizer
+    dev_eui: str | None = None        # for LoRaWAN: resolved through the registry cache
+    device: Device | None = None      # already resolved (device HTTP ingest with its key)
+    frame_key: tuple[str, int, int] | None = None   # (dev_eui, fCnt, fPort) for windowed de-duplication
+    raw_event: dict[str, Any] | None = None          # the source event as received (`raw` format)
+    unknown_detail: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,175 @@
+"""The distributor's in-memory view of the registry, reloaded on PostgreSQL NOTIFY.
+
+A ``Snapshot`` is immutable and swapped whole, so the hot path reads dicts without locks or
+queries. ``RegistryCache`` listens on ``iotd_registry``; a burst of changes causes one reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import orjson
+import structlog
+
+from registry.records import Application, Consumer, Device, Organization, Subscription
+from registry.secrets import SecretBox
+
+log = structlog.get_logger("iotd.registry.cache")
+CHANNEL = "iotd_registry"
+
+
+@dataclass
+class Snapshot:
+    organizations: dict[str, Organization] = field(default_factory=dict)
+    applications: dict[str, Application] = field(default_factory=dict)
+    devices: dict[str, Device] = field(default_factory=dict)
+    by_dev_eui: dict[str, Device] = field(default_factory=dict)
+    by_ingest_key: dict[str, Device] = field(default_factory=dict)   # sha256 of key -> device
+    consumers: dict[str, Consumer] = field(default_factory=dict)
+    subscriptions: list[Subscription] = field(default_factory=list)
+    loaded_at: float = 0.0
+    _routes: dict[str, tuple[Consumer, ...]] = field(default_factory=dict)
+
+    def consumers_for(self, device: Device) -> tuple[Consumer, ...]:
+        """The enabled consumers of the device's organization whose subscriptions match it (memoized)."""
+        found = self._routes.get(device.id)
+        if found is None:
+            ids: dict[str, None] = {}
+            for sub in self.subscriptions:
+                consumer = self.consumers.get(sub.consumer_id)
+                if (consumer is not None and consumer.enabled and consumer.organization_id == device.organization_id
+                        and sub.matches(device)):
+                    ids[consumer.id] = None
+            found = tuple(self.consumers[i] for i in ids)
+            self._routes[device.id] = found
+        return found
+
+
+def _device(row: asyncpg.Record, org_of_app: dict[str, str]) -> Device:
+    app_id = str(row["application_id"])
+    return Device(
+        id=str(row["id"]), application_id=app_id, organization_id=org_of_app.get(app_id, ""),
+        name=row["name"], kind=row["kind"], decoder=row["decoder"], dev_eui=row["dev_eui"], imei=row["imei"],
+        tags={str(k): str(v) for k, v in (row["tags"] or {}).items()}, lat=row["lat"], lon=row["lon"],
+    )
+
+
+def _consumer(row: asyncpg.Record, box: SecretBox) -> Consumer:
+    """A consumer whose credentials cannot be decrypted is kept disabled (and said so), not fatal to the cache."""
+    headers: dict[str, Any] = {}
+    secret: str | None = None
+    enabled: bool = row["enabled"]
+    options: dict[str, Any] = dict(row["options"] or {})
+    try:
+        if row["headers_enc"] is not None:
+            headers = orjson.loads(box.decrypt(row["headers_enc"]))
+        if row["secret_enc"] is not None:
+            secret = box.decrypt(row["secret_enc"])
+    except ValueError as exc:
+        log.error("consumer disabled: its credentials cannot be decrypted", consumer=str(row["id"]), error=str(exc))
+        enabled = False
+        options["error"] = str(exc)
+    return Consumer(
+        id=str(row["id"]), organization_id=str(row["organization_id"]), name=row["name"], kind=row["kind"],
+        url=row["url"], format=row["format"], secret=secret,
+        headers={str(k): str(v) for k, v in headers.items()}, qos=row["qos"], batch_size=row["batch_size"],
+        batch_wait_ms=row["batch_wait_ms"], timeout_s=row["timeout_s"], enabled=enabled, options=options,
+    )
+
+
+async def load_snapshot(conn: asyncpg.Connection, box: SecretBox) -> Snapshot:
+    """Read the whole registry in a handful of queries (one repeatable-read transaction)."""
+    snap = Snapshot(loaded_at=time.time())
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        for r in await conn.fetch("SELECT id, name FROM organizations"):
+            snap.organizations[str(r["id"])] = Organization(str(r["id"]), r["name"])
+        for r in await conn.fetch("SELECT id, organization_id, name FROM applications"):
+            snap.applications[str(r["id"])] = Application(str(r["id"]), str(r["organization_id"]), r["name"])
+        org_of_app = {a.id: a.organization_id for a in snap.applications.values()}
+        rows = await conn.fetch(
+            "SELECT id, application_id, name, kind, decoder, dev_eui, imei, ingest_key_hash, tags, lat, lon"
+            " FROM devices"
+        )
+        for r in rows:
+            dev = _device(r, org_of_app)
+            snap.devices[dev.id] = dev
+            if dev.dev_eui:
+                snap.by_dev_eui[dev.dev_eui] = dev
+            if r["ingest_key_hash"]:
+                snap.by_ingest_key[r["ingest_key_hash"]] = dev
+        for r in await conn.fetch("SELECT * FROM consumers"):
+            c = _consumer(r, box)
+            snap.consumers[c.id] = c
+        subs = await conn.fetch("SELECT id, consumer_id, application_id, device_ids, decoder, tags FROM subscriptions")
+        for r in subs:
+            snap.subscriptions.append(Subscription(
+                id=str(r["id"]), consumer_id=str(r["consumer_id"]),
+                application_id=str(r["application_id"]) if r["application_id"] else None,
+                device_ids=tuple(str(d) for d in r["device_ids"]), decoder=r["decoder"],
+                tags={str(k): str(v) for k, v in (r["tags"] or {}).items()},
+            ))
+    return snap
+
+
+class RegistryCache:
+    """Holds the current Snapshot and reloads it when the registry changes."""
+
+    def __init__(self, pool: asyncpg.Pool, box: SecretBox, debounce_s: float = 0.05) -> None:
+        self._pool = pool
+        self._box = box
+        self._debounce_s = debounce_s
+        self.snapshot = Snapshot()
+        self.reloads = 0
+        self.last_reload_s = 0.0
+        self._dirty = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.on_reload: list[Callable[[Snapshot], None]] = []
+
+    async def start(self) -> None:
+        self._listener = await self._pool.acquire()
+        await self._listener.add_listener(CHANNEL, self._notified)
+        await self.reload()
+        self._task = asyncio.create_task(self._reload_loop(), name="registry-cache")
+
+    def _notified(self, *_: object) -> None:
+        self._dirty.set()
+
+    async def reload(self) -> None:
+        started = time.perf_counter()
+        async with self._pool.acquire() as conn:
+            snap = await load_snapshot(conn, self._box)
+        self.snapshot = snap
+        self.reloads += 1
+        self.last_reload_s = time.perf_counter() - started
+        for callback in self.on_reload:
+            callback(snap)
+        log.debug("registry reloaded", devices=len(snap.devices), consumers=len(snap.consumers),
+                  seconds=round(self.last_reload_s, 4))
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self._debounce_s)
+            self._dirty.clear()
+            try:
+                await self.reload()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.error("registry reload failed; keeping the previous snapshot", error=str(exc))
+                await asyncio.sleep(1)
+                self._dirty.set()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._listener is not None:
+            try:
+                await self._listener.remove_listener(CHANNEL, self._notified)
+            finally:
+                await self._pool.release(self._listener)

@@ -1,0 +1,78 @@
+"""Immutable registry records as the distributor's cache holds them.
+
+They are plain frozen dataclasses built once per cache load, so the hot path reads attributes
+and never touches the database. Secrets held here (consumer signing secrets) are decrypted
+in memory only; ``__repr__`` never shows them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    id: str
+    organization_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    id: str
+    application_id: str
+    organization_id: str
+    name: str
+    kind: str                       # lorawan | nbiot | http | mqtt
+    decoder: str | None
+    dev_eui: str | None = None
+    imei: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    lat: float | None = None
+    lon: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Consumer:
+    id: str
+    organization_id: str
+    name: str
+    kind: str                       # http | mqtt
+    url: str
+    format: str = "native"          # native | senml | raw
+    secret: str | None = field(default=None, repr=False)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    qos: int = 1
+    batch_size: int = 1             # HTTP: messages per request (1 = one message, not an array)
+    batch_wait_ms: int = 0
+    timeout_s: float = 10.0
+    enabled: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """Ties a consumer to applications, devices, a decoder (device type) or tags; all set filters must match."""
+
+    id: str
+    consumer_id: str
+    application_id: str | None = None
+    device_ids: tuple[str, ...] = ()
+    decoder: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def matches(self, device: Device) -> bool:
+        if self.application_id is not None and device.application_id != self.application_id:
+            return False
+        if self.device_ids and device.id not in self.device_ids:
+            return False
+        if self.decoder is not None and device.decoder != self.decoder:
+            return False
+        return all(device.tags.get(k) == v for k, v in self.tags.items())
