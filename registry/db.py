@@ -48,10 +48,20 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     return applied
 
 
+def _encode_jsonb(value: object) -> bytes:
+    return b"\x01" + orjson.dumps(value)  # jsonb binary format: version byte 1, then the JSON text
+
+
+def _decode_jsonb(data: bytes) -> object:
+    return orjson.loads(data[1:])
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for typ in ("json", "jsonb"):
-        await conn.set_type_codec(typ, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
-                                  schema="pg_catalog")
+    """json/jsonb as Python objects through orjson, in binary format so COPY can carry them too."""
+    await conn.set_type_codec("jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog",
+                              format="binary")
+    await conn.set_type_codec("json", encoder=orjson.dumps, decoder=orjson.loads, schema="pg_catalog",
+                              format="binary")
 
 
 async def create_pool(url: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:

@@ -69,9 +69,10 @@ class SpillStore:
             batch = self._rows[: self._max_batch]
             try:
                 await self._write([row for row, _ in batch])
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # never let the spill task die: callers wait on it to ack
                 self.failures += 1
-                log.error("spill write failed; retrying", error=str(exc), rows=len(batch), backoff_s=backoff)
+                log.error("spill write failed; retrying", error=str(exc), error_type=type(exc).__name__,
+                          rows=len(batch), backoff_s=backoff, message_id=batch[0][0].item.message_id)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
                 continue

@@ -21,6 +21,7 @@ class Received:
     headers: list[dict[str, str]] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)
     topics: list[str] = field(default_factory=list)
+    requests: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait_for(self, predicate: Callable[[list[Any]], bool], timeout: float = 10.0) -> None:
@@ -31,12 +32,16 @@ class Received:
 
 
 @contextlib.asynccontextmanager
-async def webhook(status: Callable[[], int] = lambda: 204) -> AsyncIterator[tuple[str, Received]]:
-    """An HTTP consumer on a free port; ``status`` decides each response code."""
+async def webhook(status: Callable[[], int] = lambda: 204,
+                  gate: asyncio.Event | None = None) -> AsyncIterator[tuple[str, Received]]:
+    """An HTTP consumer on a free port; ``status`` decides each response code, ``gate`` holds answers."""
     got = Received()
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
+        got.requests += 1
+        if gate is not None:
+            await gate.wait()
         code = status()
         if 200 <= code < 300:
             got.raw.append(body)
