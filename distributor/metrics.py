@@ -32,6 +32,18 @@ class Metrics:
         self.in_flight = Gauge("iotd_in_flight", "Messages accepted but not yet done (acked)", registry=r)
         self.spilled = Counter("iotd_spilled", "Deliveries recorded in PostgreSQL for retry", ["consumer"],
                                registry=r)
+        self.dead_letters = Counter("iotd_dead_letters", "Deliveries given up and kept as dead letters",
+                                    ["consumer"], registry=r)
+        self.retries = Counter("iotd_retries", "Retry attempts from the durable store, per consumer and outcome",
+                               ["consumer", "outcome"], registry=r)
+        self.pending = Gauge("iotd_pending_deliveries", "Deliveries waiting in PostgreSQL for retry", ["consumer"],
+                             registry=r)
+        self.pending_oldest = Gauge("iotd_pending_oldest_age_seconds", "Age of the oldest pending delivery",
+                                    ["consumer"], registry=r)
+        self.circuit = Gauge("iotd_consumer_circuit_state", "Consumer circuit: 0 closed, 1 half-open, 2 open",
+                             ["consumer"], registry=r)
+        self.queue_depth = Gauge("iotd_consumer_queue_depth", "Messages queued in memory for a consumer",
+                                 ["consumer"], registry=r)
         self.device_events = Counter("iotd_device_events", "Non-uplink device events recorded (join, status, log)",
                                      ["event"], registry=r)
         self.broker_connected = Gauge("iotd_broker_connected", "1 when the ChirpStack MQTT source is connected",

@@ -17,7 +17,10 @@ import asyncpg
 import structlog
 
 from distributor.delivery.dispatcher import Dispatcher
+from distributor.delivery.policy import CircuitBreaker, RetryPolicy
+from distributor.delivery.retry import RetryWorker
 from distributor.delivery.spill import SpillStore
+from distributor.delivery.stats import StatsWriter
 from distributor.http_app import EmbeddedServer, create_app, start_http
 from distributor.metrics import Metrics
 from distributor.pipeline import Pipeline
@@ -72,13 +75,22 @@ class Service:
         self.cache = RegistryCache(self.pool, self.box)
         self.spill = SpillStore(self.pool)
         self.state = StateWriter(self.pool, s.state_flush_interval_s)
+        policy = RetryPolicy(s.retry_base_s, s.retry_max_backoff_s, s.retry_max_attempts, s.retry_max_age_s)
         self.dispatcher = Dispatcher(default_sink_factory(s.mqtt_client_id), self.spill, self.metrics,
-                                     queue_size=s.consumer_queue_size)
+                                     queue_size=s.consumer_queue_size, policy=policy,
+                                     breaker=lambda: CircuitBreaker(s.circuit_threshold, s.circuit_cooldown_s))
+        self.retry = RetryWorker(self.pool, lambda: self.dispatcher.lanes, self.metrics, instance=s.mqtt_client_id,
+                                 poll_s=s.retry_poll_s, lease_s=s.retry_lease_s,
+                                 retention_days=s.dead_letter_retention_days)
+        self.consumer_stats = StatsWriter(self.pool, lambda: {cid: lane.stats for cid, lane in
+                                                              self.dispatcher.lanes.items()})
         await self.cache.start()
         await self.spill.start()
         await self.state.start()
         await self._on_registry(self.cache.snapshot)
         self.cache.on_reload.append(self._schedule_sync)
+        await self.retry.start()
+        await self.consumer_stats.start()
         self.pipeline = Pipeline(self.cache, self.dispatcher, self.state, self.metrics,
                                  dedup_window_s=s.dedup_window_s)
         server, task, self.http_port = await start_http(create_app(self), s.http_host, s.http_port)
@@ -128,6 +140,7 @@ class Service:
         timeout = self.settings.drain_timeout_s
         if self.source is not None:
             await self.source.stop(drain_timeout=timeout)
+        await self.retry.close()
         await self.dispatcher.drain(timeout)
         await self.spill.drain(timeout)
         if self._http is not None:
@@ -135,6 +148,7 @@ class Service:
             server.should_exit = True
             await task
         await self.dispatcher.close()
+        await self.consumer_stats.close()
         await self.spill.close()
         await self.state.close()
         await self.cache.close()

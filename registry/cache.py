@@ -7,6 +7,7 @@ queries. ``RegistryCache`` listens on ``iotd_registry``; a burst of changes caus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,16 +129,31 @@ class RegistryCache:
         self.last_reload_s = 0.0
         self._dirty = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
+        self._lost = False
         self._task: asyncio.Task[None] | None = None
         self.on_reload: list[Callable[[Snapshot], None]] = []
 
     async def start(self) -> None:
-        self._listener = await self._pool.acquire()
-        await self._listener.add_listener(CHANNEL, self._notified)
+        await self._listen()
         await self.reload()
         self._task = asyncio.create_task(self._reload_loop(), name="registry-cache")
 
+    async def _listen(self) -> None:
+        """A dedicated connection for LISTEN; when it dies (database restart) the loop reconnects."""
+        conn = await self._pool.acquire()
+        try:
+            await conn.add_listener(CHANNEL, self._notified)
+            conn.add_termination_listener(self._listener_lost)
+        except BaseException:
+            await self._pool.release(conn)
+            raise
+        self._listener = conn
+
     def _notified(self, *_: object) -> None:
+        self._dirty.set()
+
+    def _listener_lost(self, *_: object) -> None:
+        self._lost = True
         self._dirty.set()
 
     async def reload(self) -> None:
@@ -158,11 +174,23 @@ class RegistryCache:
             await asyncio.sleep(self._debounce_s)
             self._dirty.clear()
             try:
+                if self._lost:
+                    await self._relisten()
                 await self.reload()
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.error("registry reload failed; keeping the previous snapshot", error=str(exc))
                 await asyncio.sleep(1)
                 self._dirty.set()
+
+    async def _relisten(self) -> None:
+        """After losing the LISTEN connection: listen again, then reload (changes may have been missed)."""
+        old, self._listener = self._listener, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await self._pool.release(old)
+        await self._listen()
+        self._lost = False
+        log.info("registry change listener reconnected")
 
     async def close(self) -> None:
         if self._task is not None:
@@ -170,6 +198,7 @@ class RegistryCache:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._listener is not None:
             try:
-                await self._listener.remove_listener(CHANNEL, self._notified)
+                if not self._listener.is_closed():
+                    await self._listener.remove_listener(CHANNEL, self._notified)
             finally:
                 await self._pool.release(self._listener)

@@ -10,6 +10,7 @@ import structlog
 
 from distributor.ack import Finalizer
 from distributor.delivery.lane import ConsumerLane, Pending
+from distributor.delivery.policy import CircuitBreaker, RetryPolicy
 from distributor.delivery.spill import SpillRow, SpillStore
 from distributor.formats import render
 from distributor.metrics import Metrics
@@ -23,7 +24,10 @@ SinkFactory = Callable[[Consumer], Sink]
 
 class Dispatcher:
     def __init__(self, sink_factory: SinkFactory, spill: SpillStore, metrics: Metrics,
-                 queue_size: int = 10_000, http_concurrency: int = 8) -> None:
+                 queue_size: int = 10_000, http_concurrency: int = 8, policy: RetryPolicy | None = None,
+                 breaker: Callable[[], CircuitBreaker] = CircuitBreaker) -> None:
+        self._policy = policy or RetryPolicy()
+        self._breaker = breaker
         self._sink_factory = sink_factory
         self._spill = spill
         self._metrics = metrics
@@ -43,7 +47,8 @@ class Dispatcher:
                 if cid not in self.lanes and consumer.enabled:
                     lane = ConsumerLane(
                         consumer, self._sink_factory(consumer), self._spill, self._metrics,
-                        queue_size=self._queue_size,
+                        queue_size=self._queue_size, policy=RetryPolicy.for_consumer(self._policy, consumer.options),
+                        breaker=self._breaker(),
                         concurrency=int(consumer.options.get("concurrency",
                                                              self._http_concurrency if consumer.kind == "http" else 4)),
                     )

@@ -1,8 +1,9 @@
-"""One consumer's lane: a bounded queue, a few workers, and the spill when the consumer can't keep up.
+"""One consumer's lane: a bounded queue, a few workers, a circuit breaker, and the spill.
 
-A lane never blocks ingest: when its queue is full, or a send fails, the items go to the
-durable spill store and their finalizers are released once that write is committed. A slow
-or dead consumer therefore costs PostgreSQL rows, never another consumer's latency.
+A lane never blocks ingest: when its queue is full, its circuit is open, or a send fails, the
+items go to the durable spill store and their finalizers are released once that write is
+committed. A slow or dead consumer therefore costs PostgreSQL rows, never another consumer's
+latency. A permanent refusal (e.g. HTTP 400) becomes a dead letter at once, response kept.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from dataclasses import dataclass
 import structlog
 
 from distributor.ack import Finalizer
+from distributor.delivery.policy import CIRCUIT_VALUES, CircuitBreaker, RetryPolicy
 from distributor.delivery.spill import SpillRow, SpillStore
+from distributor.delivery.stats import ConsumerStats
 from distributor.metrics import Metrics
 from distributor.sinks.base import DeliveryError, Outgoing, Sink
 from registry.records import Consumer
@@ -31,17 +34,21 @@ class Pending:
 
 
 class ConsumerLane:
-    def __init__(self, consumer: Consumer, sink: Sink, spill: SpillStore, metrics: Metrics,
+    def __init__(self, consumer: Consumer, sink: Sink, spill: SpillStore, metrics: Metrics, *,
+                 policy: RetryPolicy | None = None, breaker: CircuitBreaker | None = None,
                  queue_size: int = 10_000, concurrency: int = 4, max_batch: int = 256) -> None:
         self.consumer = consumer
-        self._sink = sink
+        self.sink = sink
+        self.policy = policy or RetryPolicy()
+        self.breaker = breaker or CircuitBreaker()
+        self.stats = ConsumerStats()
         self._spill = spill
         self._metrics = metrics
         self._queue: deque[Pending] = deque()
         self._queue_size = queue_size
         self._concurrency = concurrency
         # HTTP sends `batch_size` messages per request; MQTT publishes up to max_batch concurrently
-        self._batch = consumer.batch_size if consumer.kind == "http" else max_batch
+        self.batch = consumer.batch_size if consumer.kind == "http" else max_batch
         self._batch_wait_s = consumer.batch_wait_ms / 1000
         self._wake = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
@@ -49,22 +56,27 @@ class ConsumerLane:
         self._closing = False
         self._m_ok = metrics.delivered.labels(consumer.id, "ok")
         self._m_spilled = metrics.delivered.labels(consumer.id, "spilled")
-        self._m_retry = metrics.delivered.labels(consumer.id, "retry")
+        self._m_failed = metrics.delivered.labels(consumer.id, "failed")
         self._m_latency = metrics.latency.labels(consumer.kind)
+        self._m_circuit = metrics.circuit.labels(consumer.id)
 
     async def start(self) -> None:
-        await self._sink.start()
         self._workers = [asyncio.create_task(self._work(), name=f"lane-{self.consumer.name}-{i}")
                          for i in range(self._concurrency)]
+        await self.sink.start()
 
     def offer(self, pending: Pending) -> None:
-        """Take a message for this consumer; spills at once when the queue is full. Never blocks."""
+        """Take a message for this consumer; spills at once when full or the circuit is open. Never blocks."""
         pending.finalizer.hold()
-        if len(self._queue) >= self._queue_size or self._closing:
-            self._spill_batch([pending], "queue full" if not self._closing else "shutting down", None, attempts=0)
-            return
-        self._queue.append(pending)
-        self._wake.set()
+        if self._closing:
+            self._spill_batch([pending], "shutting down", None, attempts=0)
+        elif not self.breaker.allows_live():
+            self._spill_batch([pending], f"circuit {self.breaker.state}", None, attempts=0)
+        elif len(self._queue) >= self._queue_size:
+            self._spill_batch([pending], "queue full", None, attempts=0)
+        else:
+            self._queue.append(pending)
+            self._wake.set()
 
     @property
     def depth(self) -> int:
@@ -78,9 +90,9 @@ class ConsumerLane:
         while not self._queue:
             self._wake.clear()
             await self._wake.wait()
-        if self._batch_wait_s and len(self._queue) < self._batch:
+        if self._batch_wait_s and len(self._queue) < self.batch:
             await asyncio.sleep(self._batch_wait_s)
-        n = min(self._batch, len(self._queue))
+        n = min(self.batch, len(self._queue))
         return [self._queue.popleft() for _ in range(n)]
 
     async def _work(self) -> None:
@@ -90,33 +102,65 @@ class ConsumerLane:
                 continue
             self._busy += 1
             try:
-                await self._sink.send([p.item for p in batch])
+                await self.sink.send([p.item for p in batch])
             except asyncio.CancelledError:
                 self._spill_batch(batch, "shutting down", None, attempts=1)
                 raise
             except DeliveryError as exc:
-                self._m_retry.inc(len(batch))
-                log.warning("delivery failed; spilled for retry", consumer=self.consumer.id,
-                            message_id=batch[0].item.message_id, count=len(batch), error=exc.detail,
-                            status=exc.status)
-                self._spill_batch(batch, exc.detail, exc.status)
+                self.failed(len(batch), exc)
+                self._spill_batch(batch, exc.detail, exc.status, attempts=1,
+                                  delay_s=self.policy.backoff(1, exc.retry_after),
+                                  dead_reason=None if exc.retryable else "refused by the consumer",
+                                  response=exc.response)
             except Exception as exc:  # a sink bug must not lose the batch
                 log.exception("sink raised; spilled for retry", consumer=self.consumer.id,
                               message_id=batch[0].item.message_id)
-                self._spill_batch(batch, f"{type(exc).__name__}: {exc}", None)
+                self._spill_batch(batch, f"{type(exc).__name__}: {exc}", None, attempts=1,
+                                  delay_s=self.policy.backoff(1))
             else:
                 now = time.time()
-                self._m_ok.inc(len(batch))
+                self.succeeded(len(batch))
                 for p in batch:
                     self._m_latency.observe(now - p.received_at)
                     p.finalizer.release(True)
             finally:
                 self._busy -= 1
 
-    def _spill_batch(self, batch: list[Pending], error: str, status: int | None, attempts: int = 1) -> None:
+    # --- outcomes, shared with the retry worker -------------------------------------------------
+    def succeeded(self, n: int) -> None:
+        self._m_ok.inc(n)
+        self.stats.success(n)
+        if self.breaker.state != "closed":
+            log.info("consumer recovered; circuit closed", consumer=self.consumer.id)
+        self.breaker.success()
+        self._circuit_changed()
+
+    def failed(self, n: int, exc: DeliveryError) -> None:
+        self._m_failed.inc(n)
+        self.stats.failure(n, exc.detail, exc.status)
+        before = self.breaker.state
+        self.breaker.failure(time.monotonic())
+        self._circuit_changed()
+        log.warning("delivery failed", consumer=self.consumer.id, error=exc.detail, status=exc.status,
+                    retryable=exc.retryable, circuit=self.breaker.state)
+        if before != "open" and self.breaker.state == "open":
+            log.error("consumer failing; circuit opened", consumer=self.consumer.id,
+                      failures=self.breaker.failures, cooldown_s=self.breaker.cooldown_s)
+
+    def _circuit_changed(self) -> None:
+        self.stats.circuit = self.breaker.state
+        self._m_circuit.set(CIRCUIT_VALUES[self.breaker.state])
+
+    def _spill_batch(self, batch: list[Pending], error: str, status: int | None, *, attempts: int,
+                     delay_s: float = 0.0, dead_reason: str | None = None, response: str | None = None) -> None:
         self._m_spilled.inc(len(batch))
         self._metrics.spilled.labels(self.consumer.id).inc(len(batch))
-        done = self._spill.add([SpillRow(self.consumer.id, p.item, attempts, error, status) for p in batch])
+        if dead_reason is not None:
+            self._metrics.dead_letters.labels(self.consumer.id).inc(len(batch))
+            log.error("permanently refused; dead-lettered", consumer=self.consumer.id,
+                      message_id=batch[0].item.message_id, status=status, error=error)
+        done = self._spill.add([SpillRow(self.consumer.id, p.item, attempts, error, status, delay_s, dead_reason,
+                                         response) for p in batch])
 
         def release(_: asyncio.Future[None]) -> None:
             for p in batch:
@@ -139,4 +183,4 @@ class ConsumerLane:
             self._spill_batch(rest, "shutting down", None, attempts=0)
 
     async def close(self) -> None:
-        await self._sink.close()
+        await self.sink.close()

@@ -1,4 +1,5 @@
-"""The durable spill: deliveries that did not happen at once are written to ``pending_deliveries``.
+"""The durable spill: deliveries that did not happen at once go to ``pending_deliveries`` (or, when
+the consumer refused them for good, straight to ``dead_letters``).
 
 Writes are group-committed: rows from many messages go into one COPY, and each caller's
 future resolves only when that commit is done ("done" in DESIGN.md). When PostgreSQL is
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import structlog
@@ -18,16 +21,26 @@ from distributor.sinks.base import Outgoing
 
 log = structlog.get_logger("iotd.delivery.spill")
 
-COLUMNS = ("consumer_id", "message_id", "body", "topic_vars", "attempts", "last_error", "last_status")
+PENDING_COLUMNS = ("consumer_id", "message_id", "body", "topic_vars", "attempts", "last_error", "last_status",
+                   "next_attempt_at", "history")
+DEAD_COLUMNS = ("consumer_id", "message_id", "body", "topic_vars", "attempts", "history", "last_error",
+                "last_status", "last_response", "reason", "first_failed_at")
 
 
 @dataclass(slots=True)
 class SpillRow:
     consumer_id: str
     item: Outgoing
-    attempts: int
+    attempts: int                     # attempts made so far (0: never tried, e.g. queue full)
     error: str | None
     status: int | None
+    delay_s: float = 0.0              # wait before the next attempt
+    dead_reason: str | None = None    # set: a permanent refusal, kept as a dead letter
+    response: str | None = None
+
+
+def attempt_record(error: str | None, status: int | None, at: datetime) -> dict[str, Any]:
+    return {"at": at.isoformat(), "error": error, "status": status}
 
 
 class SpillStore:
@@ -46,13 +59,11 @@ class SpillStore:
 
     def add(self, rows: list[SpillRow]) -> asyncio.Future[None]:
         """Queue rows for the next group commit; the future resolves once they are durable."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if not rows:
             done.set_result(None)
             return done
-        # one future per call, carried by its last row
-        for row in rows[:-1]:
+        for row in rows[:-1]:  # one future per call, carried by its last row
             self._rows.append((row, None))
         self._rows.append((rows[-1], done))
         self._wake.set()
@@ -86,13 +97,21 @@ class SpillStore:
                 self._wake.clear()
 
     async def _write(self, rows: list[SpillRow]) -> None:
-        records = [
-            (r.consumer_id, r.item.message_id, r.item.body, r.item.topic_vars, r.attempts,
-             r.error, r.status)
-            for r in rows
-        ]
-        async with self._pool.acquire() as conn:
-            await conn.copy_records_to_table("pending_deliveries", records=records, columns=COLUMNS)
+        now = datetime.now(UTC)
+        pending, dead = [], []
+        for r in rows:
+            history = [attempt_record(r.error, r.status, now)] if r.attempts else []
+            if r.dead_reason is None:
+                pending.append((r.consumer_id, r.item.message_id, r.item.body, r.item.topic_vars, r.attempts,
+                                r.error, r.status, now + timedelta(seconds=r.delay_s), history))
+            else:
+                dead.append((r.consumer_id, r.item.message_id, r.item.body, r.item.topic_vars, r.attempts, history,
+                             r.error, r.status, r.response, r.dead_reason, now))
+        async with self._pool.acquire() as conn, conn.transaction():
+            if pending:
+                await conn.copy_records_to_table("pending_deliveries", records=pending, columns=PENDING_COLUMNS)
+            if dead:
+                await conn.copy_records_to_table("dead_letters", records=dead, columns=DEAD_COLUMNS)
 
     async def drain(self, timeout: float) -> bool:
         """Wait until everything queued is written; False if the timeout passed first."""
@@ -106,4 +125,3 @@ class SpillStore:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,21 +33,24 @@ class Received:
 
 
 @contextlib.asynccontextmanager
-async def webhook(status: Callable[[], int] = lambda: 204,
-                  gate: asyncio.Event | None = None) -> AsyncIterator[tuple[str, Received]]:
+async def webhook(status: Callable[[], int] = lambda: 204, gate: asyncio.Event | None = None,
+                  delay_s: float = 0.0) -> AsyncIterator[tuple[str, Received]]:
     """An HTTP consumer on a free port; ``status`` decides each response code, ``gate`` holds answers."""
     got = Received()
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
         got.requests += 1
+        arrived = time.time()
         if gate is not None:
             await gate.wait()
+        if delay_s:
+            await asyncio.sleep(delay_s)
         code = status()
         if 200 <= code < 300:
             got.raw.append(body)
             got.bodies.append(orjson.loads(body))
-            got.headers.append(dict(request.headers))
+            got.headers.append({**request.headers, "X-Arrived": str(arrived)})
             got.arrived.set()
         return web.Response(status=code, text="" if code < 300 else "consumer says no")
 

@@ -1,0 +1,113 @@
+"""The per-consumer delivery log departments read: counts, last success, last failure and why.
+
+Lanes and the retry worker update a ``ConsumerStats`` in memory; ``StatsWriter`` folds them into
+``consumer_stats`` once a second (one statement per flush, not one per message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger("iotd.delivery.stats")
+
+
+@dataclass(slots=True)
+class ConsumerStats:
+    delivered: int = 0
+    failed: int = 0
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    last_failure_status: int | None = None
+    last_failure_reason: str | None = None
+    circuit: str = "closed"
+    dirty: bool = False
+
+    def success(self, n: int) -> None:
+        self.delivered += n
+        self.last_success_at = datetime.now(UTC)
+        self.dirty = True
+
+    def failure(self, n: int, reason: str, status: int | None) -> None:
+        self.failed += n
+        self.last_failure_at = datetime.now(UTC)
+        self.last_failure_reason = reason[:500]
+        self.last_failure_status = status
+        self.dirty = True
+
+    def take(self) -> ConsumerStats:
+        """The counts since the last flush (the timestamps and reasons stay)."""
+        snapshot = ConsumerStats(self.delivered, self.failed, self.last_success_at, self.last_failure_at,
+                                 self.last_failure_status, self.last_failure_reason, self.circuit)
+        self.delivered = self.failed = 0
+        self.dirty = False
+        return snapshot
+
+
+class StatsWriter:
+    def __init__(self, pool: asyncpg.Pool, source: Callable[[], dict[str, ConsumerStats]],
+                 interval_s: float = 1.0) -> None:
+        self._pool = pool
+        self._source = source
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="consumer-stats")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self.flush()
+            except Exception as exc:
+                log.warning("consumer stats flush failed", error=str(exc))
+
+    async def flush(self) -> None:
+        taken = {cid: s.take() for cid, s in self._source().items() if s.dirty}
+        if not taken:
+            return
+        ids = list(taken)
+        try:
+            await self._pool.execute(
+                "INSERT INTO consumer_stats AS c (consumer_id, delivered, failed, last_success_at, last_failure_at,"
+                " last_failure_status, last_failure_reason, circuit)"
+                " SELECT x.* FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[],"
+                " $5::timestamptz[], $6::int[], $7::text[], $8::text[])"
+                " AS x(consumer_id, delivered, failed, last_success_at, last_failure_at, last_failure_status,"
+                " last_failure_reason, circuit)"
+                " WHERE EXISTS (SELECT 1 FROM consumers k WHERE k.id = x.consumer_id)"
+                " ON CONFLICT (consumer_id) DO UPDATE SET delivered = c.delivered + EXCLUDED.delivered,"
+                " failed = c.failed + EXCLUDED.failed,"
+                " last_success_at = COALESCE(EXCLUDED.last_success_at, c.last_success_at),"
+                " last_failure_at = COALESCE(EXCLUDED.last_failure_at, c.last_failure_at),"
+                " last_failure_status = COALESCE(EXCLUDED.last_failure_status, c.last_failure_status),"
+                " last_failure_reason = COALESCE(EXCLUDED.last_failure_reason, c.last_failure_reason),"
+                " circuit = EXCLUDED.circuit, updated_at = now()",
+                ids, [taken[i].delivered for i in ids], [taken[i].failed for i in ids],
+                [taken[i].last_success_at for i in ids], [taken[i].last_failure_at for i in ids],
+                [taken[i].last_failure_status for i in ids], [taken[i].last_failure_reason for i in ids],
+                [taken[i].circuit for i in ids],
+            )
+        except BaseException:
+            for cid, t in taken.items():  # put the counts back for the next flush
+                live = self._source().get(cid)
+                if live is not None:
+                    live.delivered += t.delivered
+                    live.failed += t.failed
+                    live.dirty = True
+            raise
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            await self.flush()
+        except Exception as exc:
+            log.warning("final consumer stats flush failed", error=str(exc))

@@ -1,0 +1,132 @@
+"""Reusable pieces for end-to-end scenarios: provisioning, publishing, and the service as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from distributor.demo_feed import to_json, uplink_event
+from distributor.envelope import message_id
+from distributor.settings import Settings
+from registry import store
+from registry.db import create_pool, migrate
+from registry.secrets import SecretBox
+from tests.support.broker import MosquittoBroker, free_port
+
+SECRET_KEY = "scenario-secret-key-0123456789"
+EUI = "a81758fffe0312ab"
+FRAME = bytes.fromhex("0101170231" "04008b" "0508" "070e3d")
+FAST_RETRIES: dict[str, Any] = {"retry_poll_s": 0.05, "retry_base_s": 0.05, "retry_max_backoff_s": 0.3,
+                                "circuit_threshold": 3, "circuit_cooldown_s": 0.2, "drain_timeout_s": 3}
+
+
+@dataclass
+class Tenant:
+    organization: str
+    application: str
+    device: str
+    consumers: dict[str, str]
+
+
+async def provision(database_url: str, consumers: dict[str, dict[str, Any]]) -> Tenant:
+    """One organization, application and Elsys device, and the named consumers subscribed to the application."""
+    box = SecretBox(SECRET_KEY)
+    pool = await create_pool(database_url)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+            org = await store.create_organization(conn, f"org-{uuid.uuid4().hex[:6]}")
+            app = await store.create_application(conn, org, "app")
+            device, _ = await store.create_device(conn, box, application_id=app, name="d", dev_eui=EUI,
+                                                  decoder="elsys")
+            ids = {}
+            for name, spec in consumers.items():
+                ids[name] = await store.create_consumer(conn, box, organization_id=org, name=name, **spec)
+                await store.create_subscription(conn, consumer_id=ids[name], application_id=app)
+        return Tenant(org, app, device, ids)
+    finally:
+        await pool.close()
+
+
+def settings(database_url: str, broker: MosquittoBroker, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"database_url": database_url, "mqtt_url": broker.url, "http_port": 0,
+                              "http_host": "127.0.0.1", "secret_key": SECRET_KEY,
+                              "mqtt_client_id": f"iotd-{uuid.uuid4().hex[:8]}", **overrides}
+    return Settings(**values)
+
+
+def uplinks(n: int, first_f_cnt: int = 1) -> list[tuple[str, bytes]]:
+    """n ChirpStack JSON uplinks for the scenario device, with the message id each must become."""
+    out = []
+    for i in range(n):
+        ev = uplink_event(dev_eui=EUI, data=FRAME, f_cnt=first_f_cnt + i)
+        out.append((message_id(f"chirpstack:{ev.deduplication_id}"), to_json(ev)))
+    return out
+
+
+async def publish_all(port: int, bodies: list[bytes], per_second: float | None = None) -> None:
+    async with aiomqtt.Client("127.0.0.1", port, identifier=f"pub-{uuid.uuid4().hex[:6]}") as client:
+        for i, body in enumerate(bodies):
+            await client.publish(f"application/a/device/{EUI}/event/up", body, qos=1)
+            if per_second and i % 10 == 9:
+                await asyncio.sleep(10 / per_second)
+
+
+class ServiceProcess:
+    """`iotd serve` as a child process, so a test can SIGKILL or SIGTERM it."""
+
+    def __init__(self, s: Settings) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, "IOTD_LOG_LEVEL": "warning"}
+        for key, value in s.model_dump().items():
+            if value is not None:
+                self.env[f"IOTD_{key.upper()}"] = str(value)
+        self.env["IOTD_HTTP_PORT"] = str(self.port)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = Path(tempfile.mkdtemp(prefix="iotd-proc-")) / "stderr.log"
+
+    def start(self) -> None:
+        with self.log.open("ab") as err:  # a file, not a pipe: a chatty child must never block on it
+            self.proc = subprocess.Popen([sys.executable, "-m", "distributor.cli", "serve"], env=self.env,
+                                         stdout=subprocess.DEVNULL, stderr=err)
+
+    async def ready(self, timeout: float = 20) -> None:
+        async with asyncio.timeout(timeout):
+            while True:
+                assert self.proc is not None and self.proc.poll() is None, self.stderr()
+                try:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                    writer.write(b"GET /readyz HTTP/1.0\r\n\r\n")
+                    status = await reader.readline()
+                    writer.close()
+                    if b" 200 " in status:
+                        return
+                except OSError:
+                    pass
+                await asyncio.sleep(0.1)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    async def wait(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        return await asyncio.wait_for(asyncio.to_thread(self.proc.wait), timeout)
+
+    def stderr(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
