@@ -65,6 +65,16 @@ QUANTITIES: dict[str, Quantity] = {
         _q("snr", "dB", "signal to noise ratio", -40, 40),
         _q("analog_input", "V", "analog input voltage", -100, 100),
         _q("digital_input", "/", "digital input state", 0, 1),
+        _q("flow_rate", "m3/s", "volume flow rate", -1e3, 1e3),
+        _q("door_open_count", "count", "door or window openings, cumulative", 0, 1e9),
+        _q("button_press", "count", "button presses since the previous frame or cumulative", 0, 1e9),
+        _q("uv_index", "/", "ultraviolet index", 0, 20),
+        _q("wind_speed", "m/s", "wind speed", 0, 120),
+        _q("precipitation", "mm", "precipitation since the previous frame", 0, 1000),
+        _q("ph", "pH", "acidity", 0, 14),
+        _q("position_accuracy", "m", "estimated position error", 0, 1e6),
+        _q("tilt", "deg", "tilt angle from the vertical", -180, 180),
+        _q("light_level", "/", "relative light level (unitless index)", 0, 1e6),
         _q("generic", "/", "a unitless value", -1e12, 1e12),
     )
 }

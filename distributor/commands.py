@@ -12,6 +12,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from distributor.settings import Settings
 
     settings = Settings()
+    if args.api_only:
+        settings.run_distributor = False
+    if args.distributor_only:
+        settings.run_api = False
     configure(settings.log_level, settings.log_format)
     try:
         service = Service(settings)
@@ -19,6 +23,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise SystemExit(f"iotd serve: {exc}") from exc
     asyncio.run(service.run())
     return 0
+
+
+def cmd_create_key(args: argparse.Namespace) -> int:
+    from distributor.settings import Settings
+
+    settings = Settings()
+    if not settings.database_url:
+        raise SystemExit("iotd admin create-key: IOTD_DATABASE_URL is not set")
+    try:
+        key = asyncio.run(_create_key(settings.database_url, args.name, args.organization, args.role))
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"iotd admin create-key: {exc}") from exc
+    print(key)
+    return 0
+
+
+async def _create_key(url: str, name: str, organization: str | None, role: str) -> str:
+    from registry.api.errors import ApiError
+    from registry.api.keys import create_first_key
+    from registry.db import create_pool, migrate
+
+    pool = await create_pool(url)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+            async with conn.transaction():
+                return await create_first_key(conn, name, organization, role)
+    except ApiError as exc:
+        raise ValueError(exc.message) from None
+    finally:
+        await pool.close()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -36,7 +71,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the service commands to the CLI."""
     p = sub.add_parser("serve", help="run the distributor and its HTTP API (configured by IOTD_* variables)")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--api-only", action="store_true", help="serve the REST API only (no intake, no delivery)")
+    only.add_argument("--distributor-only", action="store_true", help="run intake and delivery without the REST API")
     p.set_defaults(func=cmd_serve)
+
+    admin = sub.add_parser("admin", help="installation tasks that need no API key")
+    asub = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    p = asub.add_parser("create-key", help="create an API key and print it (shown once)",
+                        description="Create an API key directly in the database (IOTD_DATABASE_URL). Use --global "
+                                    "on a new installation to get the first admin key.")
+    scope = p.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--global", dest="global_key", action="store_true", help="a global key (all organizations)")
+    scope.add_argument("--organization", metavar="ID", help="a key for one organization")
+    p.add_argument("--role", choices=("admin", "write", "read"), default="admin", help="default: admin")
+    p.add_argument("--name", default="created from the command line", help="a label to recognise the key")
+    p.set_defaults(func=cmd_create_key)
 
     p = sub.add_parser("demo", help="run the service with a demo feed, on embedded PostgreSQL and Mosquitto "
                        "unless IOTD_DATABASE_URL / IOTD_MQTT_URL are set")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -20,18 +21,27 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from distributor.ack import finalizer_for
 from distributor.envelope import message_id
+from distributor.sources.base import RawUplink
 from distributor.sources.chirpstack import dedup_key, submit
 from distributor.sources.chirpstack_event import EventParseError
 from distributor.sources.chirpstack_parse import parse
+from distributor.sources.http_ingest import IngestError, ingest_key, parse_body
+from registry.api import create_api_router, install_error_handlers
+from registry.secrets import hash_token
 
 if TYPE_CHECKING:
     from distributor.service import Service
 
 CHIRPSTACK_HTTP = "chirpstack-http"
+HTTP_SOURCE = "http"
 
 
 def create_app(service: Service) -> FastAPI:
     app = FastAPI(title="iotd", version="0.1.0", description="IoT message distributor and device registry for cities.")
+    install_error_handlers(app)
+    if service.api_context is not None:
+        app.state.api_context = service.api_context
+        app.include_router(create_api_router(service.api_context))
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
@@ -47,12 +57,19 @@ def create_app(service: Service) -> FastAPI:
     async def metrics() -> Response:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    def intake_unavailable() -> Response | None:
+        if service.pipeline is None:
+            return json_response({"error": "this instance runs only the API; send data to a distributor"}, 503)
+        return None
+
     @app.post("/ingest/chirpstack", tags=["ingest"], summary="ChirpStack v4 HTTP integration (JSON or protobuf)",
               responses={400: {"description": "not a ChirpStack event"}})
     async def ingest_chirpstack(
         request: Request, event: str = Query("up", description="ChirpStack sets ?event=up|join|status|log|...")
     ) -> Response:
         received_at = time.time()
+        if (refused := intake_unavailable()) is not None:
+            return refused
         body = await request.body()
         try:
             ev = parse(event, body, request.headers.get("content-type"))
@@ -61,12 +78,47 @@ def create_app(service: Service) -> FastAPI:
             return json_response({"error": f"not a ChirpStack {event!r} event: {exc}"}, status_code=400)
         service.metrics.received.labels(CHIRPSTACK_HTTP, event).inc()
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        assert service.pipeline is not None
         submit(service.pipeline, ev, finalizer_for(done), CHIRPSTACK_HTTP, received_at)
-        await done
+        if not await done:
+            return json_response({"error": "not accepted; send it again"}, status_code=503)
         result: dict[str, Any] = {"status": "accepted"}
         if ev.event == "up":
             result["id"] = message_id(dedup_key(ev))
         return json_response(result)
+
+    @app.post("/ingest/http", tags=["ingest"], summary="Data from an NB-IoT or HTTP device, with its ingest key",
+              responses={400: {"description": "the body cannot be read"}, 401: {"description": "no or bad key"}})
+    async def ingest_http(
+        request: Request, fport: int | None = Query(None, ge=0, le=255, description="port, for decoders that use one"),
+    ) -> Response:
+        received_at = time.time()
+        if (refused := intake_unavailable()) is not None:
+            return refused
+        key = ingest_key(request.headers, request.query_params)
+        device = service.cache.snapshot.by_ingest_key.get(hash_token(key)) if key else None
+        if device is None:
+            return json_response({"error": "missing or unknown ingest key: send `Authorization: ApiKey <key>` or "
+                                           "`X-API-Key`"}, status_code=401)
+        try:
+            parsed = parse_body(await request.body(), request.headers.get("content-type"), fport)
+        except IngestError as exc:
+            service.metrics.malformed.labels(HTTP_SOURCE).inc()
+            return json_response({"error": str(exc)}, status_code=400)
+        service.metrics.received.labels(HTTP_SOURCE, "up").inc()
+        idempotency = request.headers.get("idempotency-key") or request.headers.get("x-message-id")
+        key_part = idempotency or f"{received_at:.6f}:{uuid.uuid4().hex}"
+        dedup = f"http:{device.id}:{key_part}"
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        assert service.pipeline is not None
+        service.pipeline.handle(RawUplink(
+            source=HTTP_SOURCE, dedup_key=dedup, payload=parsed.payload, fport=parsed.fport, received_at=received_at,
+            measured_at=None, network={"kind": device.kind, "imei": device.imei, "f_port": parsed.fport},
+            finalizer=finalizer_for(done), device=device))
+        ok = await done
+        if not ok:
+            return json_response({"error": "not accepted; send it again"}, status_code=503)
+        return json_response({"status": "accepted", "id": message_id(dedup)}, status_code=202)
 
     return app
 

@@ -42,6 +42,7 @@ class RadioReception(_Strict):
 class Network(_Strict):
     kind: Literal["lorawan", "nbiot", "http", "mqtt"]
     dev_eui: str | None = None
+    imei: str | None = None
     f_cnt: int | None = None
     f_port: int | None = None
     dedup_id: str | None = None

@@ -27,6 +27,7 @@ from distributor.pipeline import Pipeline
 from distributor.settings import Settings
 from distributor.sinks.base import Sink
 from distributor.sources.chirpstack_mqtt import ChirpStackMqttSource
+from registry.api import ApiContext
 from registry.cache import RegistryCache, Snapshot
 from registry.db import create_pool, migrate
 from registry.records import Consumer
@@ -63,6 +64,8 @@ class Service:
         self._http: tuple[EmbeddedServer, asyncio.Task[None]] | None = None
         self._stop = asyncio.Event()
         self._sync_task: asyncio.Task[None] | None = None
+        self.api_context: ApiContext | None = None
+        self.pipeline: Pipeline | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -73,6 +76,25 @@ class Service:
         if applied:
             log.info("database migrated", applied=applied)
         self.cache = RegistryCache(self.pool, self.box)
+        await self.cache.start()
+        if s.run_api:
+            self.api_context = ApiContext(self.pool, self.box)
+        if s.run_distributor:
+            await self._start_distributor()
+        server, task, self.http_port = await start_http(create_app(self), s.http_host, s.http_port)
+        self._http = (server, task)
+        if s.run_distributor and s.mqtt_url:
+            assert self.pipeline is not None
+            self.source = ChirpStackMqttSource(s.mqtt_url, s.mqtt_client_id, self.pipeline, self.metrics,
+                                               share_group=s.mqtt_share_group, max_in_flight=s.mqtt_max_in_flight)
+            await self.source.start()
+        log.info("iotd started", http_port=self.http_port, mqtt=self.source is not None, api=s.run_api,
+                 distributor=s.run_distributor, devices=len(self.cache.snapshot.devices),
+                 consumers=len(self.cache.snapshot.consumers))
+
+    async def _start_distributor(self) -> None:
+        s = self.settings
+        assert self.pool is not None
         self.spill = SpillStore(self.pool)
         self.state = StateWriter(self.pool, s.state_flush_interval_s)
         policy = RetryPolicy(s.retry_base_s, s.retry_max_backoff_s, s.retry_max_attempts, s.retry_max_age_s)
@@ -84,7 +106,6 @@ class Service:
                                  retention_days=s.dead_letter_retention_days)
         self.consumer_stats = StatsWriter(self.pool, lambda: {cid: lane.stats for cid, lane in
                                                               self.dispatcher.lanes.items()})
-        await self.cache.start()
         await self.spill.start()
         await self.state.start()
         await self._on_registry(self.cache.snapshot)
@@ -93,14 +114,6 @@ class Service:
         await self.consumer_stats.start()
         self.pipeline = Pipeline(self.cache, self.dispatcher, self.state, self.metrics,
                                  dedup_window_s=s.dedup_window_s)
-        server, task, self.http_port = await start_http(create_app(self), s.http_host, s.http_port)
-        self._http = (server, task)
-        if s.mqtt_url:
-            self.source = ChirpStackMqttSource(s.mqtt_url, s.mqtt_client_id, self.pipeline, self.metrics,
-                                               share_group=s.mqtt_share_group, max_in_flight=s.mqtt_max_in_flight)
-            await self.source.start()
-        log.info("iotd started", http_port=self.http_port, mqtt=bool(s.mqtt_url),
-                 devices=len(self.cache.snapshot.devices), consumers=len(self.cache.snapshot.consumers))
 
     def _schedule_sync(self, snapshot: Snapshot) -> None:
         self._sync_task = asyncio.get_running_loop().create_task(self._on_registry(snapshot))
@@ -140,17 +153,19 @@ class Service:
         timeout = self.settings.drain_timeout_s
         if self.source is not None:
             await self.source.stop(drain_timeout=timeout)
-        await self.retry.close()
-        await self.dispatcher.drain(timeout)
-        await self.spill.drain(timeout)
+        if self.pipeline is not None:
+            await self.retry.close()
+            await self.dispatcher.drain(timeout)
+            await self.spill.drain(timeout)
         if self._http is not None:
             server, task = self._http
             server.should_exit = True
             await task
-        await self.dispatcher.close()
-        await self.consumer_stats.close()
-        await self.spill.close()
-        await self.state.close()
+        if self.pipeline is not None:
+            await self.dispatcher.close()
+            await self.consumer_stats.close()
+            await self.spill.close()
+            await self.state.close()
         await self.cache.close()
         if self.pool is not None:
             await self.pool.close()

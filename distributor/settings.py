@@ -35,4 +35,6 @@ class Settings(BaseSettings):
     retry_lease_s: float = Field(60.0, gt=0, description="how long a claimed retry is hidden from other instances")
     circuit_threshold: int = Field(5, ge=1, description="consecutive failures that open a consumer's circuit")
     circuit_cooldown_s: float = Field(10.0, gt=0, description="wait before probing an open circuit (doubles)")
+    run_api: bool = Field(True, description="serve the REST API (/api/v1) in this instance")
+    run_distributor: bool = Field(True, description="run intake and delivery in this instance")
     dead_letter_retention_days: float = Field(30.0, gt=0, description="dead letters older than this are removed")

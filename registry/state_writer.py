@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
@@ -34,6 +34,28 @@ class _Latest:
     count: int
 
 
+@dataclass(slots=True)
+class _Day:
+    count: int
+    best_rssi: int | None
+    best_snr: float | None
+
+
+def _best_radio(message: dict[str, Any]) -> tuple[int | None, float | None]:
+    """The best RSSI and SNR among the gateways that heard the message (LoRaWAN only)."""
+    radio = (message.get("network") or {}).get("radio") or []
+    rssi = [r["rssi"] for r in radio if isinstance(r.get("rssi"), int)]
+    snr = [r["snr"] for r in radio if isinstance(r.get("snr"), int | float)]
+    return (max(rssi) if rssi else None), (float(max(snr)) if snr else None)
+
+
+N = TypeVar("N", int, float)
+
+
+def _better(a: N | None, b: N | None) -> N | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
 class StateWriter:
     def __init__(self, pool: asyncpg.Pool, interval_s: float = 0.5) -> None:
         self._pool = pool
@@ -42,6 +64,7 @@ class StateWriter:
         self._latest: dict[str, _Latest] = {}
         self._events: list[tuple[str, str, datetime, dict[str, Any]]] = []
         self._status: dict[str, dict[str, Any]] = {}
+        self._daily: dict[tuple[str, date], _Day] = {}
         self._task: asyncio.Task[None] | None = None
         self.flushes = 0
 
@@ -64,6 +87,14 @@ class StateWriter:
         else:
             entry.at, entry.f_cnt, entry.message = now, f_cnt, message
             entry.count += 1
+        rssi, snr = _best_radio(message)
+        day = self._daily.get((device_id, now.date()))
+        if day is None:
+            self._daily[(device_id, now.date())] = _Day(1, rssi, snr)
+        else:
+            day.count += 1
+            day.best_rssi = _better(day.best_rssi, rssi)
+            day.best_snr = _better(day.best_snr, snr)
 
     def event(self, device_id: str, event: str, detail: dict[str, Any], state: dict[str, Any]) -> None:
         """A non-uplink event (join, status, log): kept as a row and merged into the device state."""
@@ -87,13 +118,20 @@ class StateWriter:
         latest, self._latest = self._latest, {}
         events, self._events = self._events, []
         status, self._status = self._status, {}
+        daily, self._daily = self._daily, {}
         if not (unknown or latest or events or status):
             return
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 await self._write(conn, unknown, latest, events, status)
+                await self._write_daily(conn, daily)
         except BaseException:
             self._restore(unknown, latest, events, status)
+            for key, d in daily.items():
+                cur = self._daily.get(key)
+                self._daily[key] = d if cur is None else _Day(d.count + cur.count,
+                                                              _better(d.best_rssi, cur.best_rssi),
+                                                              _better(d.best_snr, cur.best_snr))
             raise
         self.flushes += 1
 
@@ -161,6 +199,22 @@ class StateWriter:
                 device_id, st.get("battery_level"), st.get("margin"), st.get("external_power"),
                 st.get("joined_at"), st.get("dev_addr"), st.get("last_log"),
             )
+
+    @staticmethod
+    async def _write_daily(conn: asyncpg.Connection, daily: dict[tuple[str, date], _Day]) -> None:
+        if not daily:
+            return
+        keys = list(daily)
+        await conn.execute(
+            "INSERT INTO device_daily_stats AS s (device_id, day, count, best_rssi, best_snr)"
+            " SELECT x.* FROM unnest($1::uuid[], $2::date[], $3::bigint[], $4::int[], $5::float8[])"
+            " AS x(device_id, day, count, best_rssi, best_snr)"
+            " WHERE EXISTS (SELECT 1 FROM devices d WHERE d.id = x.device_id)"
+            " ON CONFLICT (device_id, day) DO UPDATE SET count = s.count + EXCLUDED.count,"
+            " best_rssi = GREATEST(s.best_rssi, EXCLUDED.best_rssi),"
+            " best_snr = GREATEST(s.best_snr, EXCLUDED.best_snr)",
+            [k[0] for k in keys], [k[1] for k in keys], [daily[k].count for k in keys],
+            [daily[k].best_rssi for k in keys], [daily[k].best_snr for k in keys])
 
     async def close(self) -> None:
         if self._task is not None:

@@ -15,9 +15,17 @@ ALL = catalog.load_all()
 CASES = [(dec, ex) for dec in ALL.values() for ex in dec.examples]
 
 
-def test_the_foundation_decoders_are_present() -> None:
-    assert {"elsys", "cayenne-lpp", "milesight-am103", "milesight-am307", "milesight-em300-th",
-            "milesight-em310-udl", "milesight-em500-udl"} <= set(ALL)
+def test_the_devices_cities_deploy_are_all_present() -> None:
+    required = {
+        "elsys-ers", "elsys-ers-co2", "elsys-elt-2", "cayenne-lpp",
+        "milesight-am103", "milesight-am307", "milesight-em300-th", "milesight-em310-udl", "milesight-em500-udl",
+        "decentlab-dl-sht35", "decentlab-dl-mbx", "decentlab-dl-pr26",
+        "dragino-lht65", "dragino-ldds75", "dragino-lsn50v2", "browan-tbhh100",
+        "adeunis-temp", "adeunis-pulse-nbiot", "sensative-strips", "netvox-r718a", "digital-matter-oyster",
+    }
+    assert required <= set(ALL), required - set(ALL)
+    device_types = {d for d in ALL if d not in ("elsys", "json")}   # the family and generic JSON don't count
+    assert len(device_types) >= 25
 
 
 @pytest.mark.parametrize(("decoder", "example"), CASES, ids=[f"{d.id}:{e.description}" for d, e in CASES])
