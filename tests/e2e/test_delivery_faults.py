@@ -210,3 +210,65 @@ async def test_broker_restart_mid_stream_loses_nothing(own_broker: MosquittoBrok
             await got.wait_for(lambda b: ids_of(b) >= {m for m, _ in messages}, timeout=60)
         finally:
             await service.stop()
+
+
+async def test_two_instances_share_the_retry_store_without_double_delivery(own_broker: MosquittoBroker,
+                                                                           db: str) -> None:
+    outage = [True]
+    async with webhook(status=lambda: 503 if outage[0] else 204) as (url, got):
+        await provision(db, {"hook": {"kind": "http", "url": url}})
+        first = Service(settings(db, own_broker, **FAST_RETRIES))
+        second = Service(settings(db, own_broker, **{**FAST_RETRIES, "mqtt_url": None, "run_api": False}))
+        await first.start()
+        await second.start()
+        try:
+            messages = uplinks(400)
+            await publish_all(own_broker.port, [b for _, b in messages])
+            assert first.pool is not None
+            async with asyncio.timeout(20):
+                while await first.pool.fetchval("SELECT count(*) FROM pending_deliveries") < 400:
+                    await asyncio.sleep(0.05)
+            outage[0] = False
+            await got.wait_for(lambda b: ids_of(b) >= {m for m, _ in messages}, timeout=30)
+            await asyncio.sleep(0.5)  # any double delivery would arrive now
+            delivered = [b["id"] for b in got.bodies]
+            assert len(delivered) == len(set(delivered)) == 400
+            assert await first.pool.fetchval("SELECT count(*) FROM pending_deliveries") == 0
+        finally:
+            await second.stop()
+            await first.stop()
+
+
+async def test_departments_see_the_delivery_log_and_replay_through_the_api(own_broker: MosquittoBroker,
+                                                                           db: str) -> None:
+    from tests.support.api import running_api
+
+    refuse = [True]
+    async with webhook(status=lambda: 400 if refuse[0] else 204) as (url, got), \
+            running_api(db, own_broker, **FAST_RETRIES) as api:
+        tenant = await provision(db, {"hook": {"kind": "http", "url": url}})
+        hook = tenant.consumers["hook"]
+        async with asyncio.timeout(5):
+            while hook not in api.service.dispatcher.lanes:
+                await asyncio.sleep(0.02)
+        (msg_id, body), = uplinks(1)
+        await publish_all(own_broker.port, [body])
+        async with asyncio.timeout(10):
+            while not (dead := (await api.client.get("/api/v1/dead-letters", params={"consumer_id": hook})).json(
+                    )["items"]):
+                await asyncio.sleep(0.05)
+        detail = (await api.client.get(f"/api/v1/dead-letters/{dead[0]['id']}")).json()
+        assert detail["message_id"] == msg_id and detail["last_status"] == 400
+        assert detail["last_response"] == "consumer says no" and detail["history"]
+        async with asyncio.timeout(10):
+            while (log := (await api.client.get(f"/api/v1/consumers/{hook}/delivery-log")).json())["failed"] < 1:
+                await asyncio.sleep(0.1)
+        assert log["last_failure_status"] == 400 and log["dead_letters"] == 1 and log["error_rate"] == 1.0
+        refuse[0] = False
+        r = await api.client.post("/api/v1/dead-letters/replay", json={"consumer_id": hook})
+        assert r.json() == {"count": 1}
+        await got.wait_for(lambda b: ids_of(b) == {msg_id}, timeout=10)
+        async with asyncio.timeout(10):
+            while (log := (await api.client.get(f"/api/v1/consumers/{hook}/delivery-log")).json())["delivered"] < 1:
+                await asyncio.sleep(0.1)
+        assert log["last_success_at"] is not None and log["dead_letters"] == 0 and log["health"] == "closed"
