@@ -74,12 +74,15 @@ def uplinks(n: int, first_f_cnt: int = 1) -> list[tuple[str, bytes]]:
     return out
 
 
-async def publish_all(port: int, bodies: list[bytes], per_second: float | None = None) -> None:
-    async with aiomqtt.Client("127.0.0.1", port, identifier=f"pub-{uuid.uuid4().hex[:6]}") as client:
-        for i, body in enumerate(bodies):
-            await client.publish(f"application/a/device/{EUI}/event/up", body, qos=1)
-            if per_second and i % 10 == 9:
-                await asyncio.sleep(10 / per_second)
+async def publish_all(port: int, bodies: list[bytes], per_second: float | None = None, window: int = 1) -> None:
+    """Publish at QoS 1 like ChirpStack; ``window`` publishes wait for their PUBACKs together."""
+    topic = f"application/a/device/{EUI}/event/up"
+    async with aiomqtt.Client("127.0.0.1", port, identifier=f"pub-{uuid.uuid4().hex[:6]}",
+                              max_inflight_messages=max(20, window)) as client:
+        for i in range(0, len(bodies), window):
+            await asyncio.gather(*(client.publish(topic, b, qos=1) for b in bodies[i:i + window]))
+            if per_second and (i // window) % 10 == 9:
+                await asyncio.sleep(10 * window / per_second)
 
 
 class ServiceProcess:
