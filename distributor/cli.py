@@ -113,15 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = dsub.add_parser("show", help="show a decoder's measurements and examples")
     p.add_argument("id")
     p.set_defaults(func=cmd_decoders_show)
+    from distributor import cli_decoders
+
+    cli_decoders.register(dsub)
 
     _add_service_commands(sub)
     return parser
 
 
 def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from distributor import commands
+    from distributor import cli_devices, commands
 
     commands.register(sub)
+    cli_devices.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

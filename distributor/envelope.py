@@ -8,7 +8,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from decoders.catalog import Decoder
 from decoders.contract import DecodeResult, Measurement
 from distributor.model import SCHEMA_ID
 from registry.records import Device
@@ -38,16 +37,17 @@ def device_ref(device: Device) -> dict[str, Any]:
 
 def build_message(
     *, msg_id: str, received_at: float, measured_at: str | None, device: Device, network: dict[str, Any],
-    payload: bytes, decoder: Decoder | None, result: DecodeResult | None, measurements: list[Measurement],
+    payload: bytes, decoder_version: str | None, result: DecodeResult | None, measurements: list[Measurement],
 ) -> dict[str, Any]:
-    if decoder is None or result is None:
+    """The iotd.message/1 object; ``decoder_version`` is None when the device's decoder is not installed."""
+    if decoder_version is None or result is None:
         decoder_info: dict[str, Any] = {"id": device.decoder, "version": None, "status": "none",
                                         "warnings": [], "errors": [] if device.decoder is None
                                         else [f"decoder {device.decoder!r} is not installed"]}
         if device.decoder is not None:
             decoder_info["status"] = "error"
     else:
-        decoder_info = {"id": decoder.id, "version": decoder.device.version,
+        decoder_info = {"id": device.decoder, "version": decoder_version,
                         "status": "ok" if result.ok else "error",
                         "warnings": result.warnings, "errors": result.errors}
     return {

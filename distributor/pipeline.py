@@ -11,12 +11,12 @@ from typing import Any
 import structlog
 
 from decoders import catalog
-from decoders.catalog import Decoder
 from decoders.contract import DecodeResult, Measurement
 from distributor.ack import Finalizer
 from distributor.dedup import SeenWindow
 from distributor.delivery.dispatcher import Dispatcher
 from distributor.envelope import build_message, message_id
+from distributor.js_codecs import JsDecoders
 from distributor.metrics import Metrics
 from distributor.sources.base import RawUplink
 from registry.cache import RegistryCache
@@ -28,13 +28,14 @@ log = structlog.get_logger("iotd.pipeline")
 
 class Pipeline:
     def __init__(self, cache: RegistryCache, dispatcher: Dispatcher, state: StateWriter, metrics: Metrics,
-                 dedup_window_s: float = 600.0, frame_window_s: float = 60.0) -> None:
+                 dedup_window_s: float = 600.0, frame_window_s: float = 60.0, js: JsDecoders | None = None) -> None:
         self._cache = cache
         self._dispatcher = dispatcher
         self._state = state
         self._metrics = metrics
         self._seen_ids = SeenWindow(dedup_window_s)
         self._seen_frames = SeenWindow(frame_window_s)
+        self._js = js
 
     # --- steps -------------------------------------------------------------------------------
     def resolve(self, up: RawUplink) -> Device | None:
@@ -49,18 +50,24 @@ class Pipeline:
             return True
         return up.frame_key is not None and self._seen_frames.seen(up.frame_key)
 
-    @staticmethod
-    def decode(device: Device, up: RawUplink) -> tuple[Decoder | None, DecodeResult | None, list[Measurement]]:
-        decoder = catalog.get(device.decoder) if device.decoder else None
-        if decoder is None:
+    def decode(self, device: Device, up: RawUplink) -> tuple[str | None, DecodeResult | None, list[Measurement]]:
+        """(decoder version, result, measurements); the version is None when the decoder is not installed."""
+        if not device.decoder:
             return None, None, []
-        result = decoder.decode(up.payload, up.fport)
-        if not result.ok:
-            return decoder, result, []
-        measurements, error = decoder.normalize(result.data)
-        if error is not None:
-            result.errors.append(error)
-        return decoder, result, measurements
+        builtin = catalog.get(device.decoder)
+        if builtin is not None:
+            result = builtin.decode(up.payload, up.fport)
+            if not result.ok:
+                return builtin.device.version, result, []
+            measurements, error = builtin.normalize(result.data)
+            if error is not None:
+                result.errors.append(error)
+            return builtin.device.version, result, measurements
+        js = self._js.get(device.decoder, device.organization_id) if self._js is not None else None
+        if js is None:
+            return None, None, []
+        result, measurements = js.decode(device, up.payload, up.fport, up.raw_event, up.received_at)
+        return js.version, result, measurements
 
     # --- the path ----------------------------------------------------------------------------
     def handle(self, up: RawUplink) -> None:
@@ -80,14 +87,15 @@ class Pipeline:
             self._metrics.duplicates.labels(up.source).inc()
             log.debug("duplicate dropped", message_id=message_id(up.dedup_key), device=device.id)
             return
-        decoder, result, measurements = self.decode(device, up)
+        decoder_version, result, measurements = self.decode(device, up)
         msg_id = message_id(up.dedup_key)
         status = "none" if result is None and device.decoder is None else (
             "ok" if result is not None and result.ok else "error")
         self._metrics.decoded.labels(device.decoder or "none", status).inc()
         message = build_message(
             msg_id=msg_id, received_at=up.received_at, measured_at=up.measured_at, device=device,
-            network=up.network, payload=up.payload, decoder=decoder, result=result, measurements=measurements,
+            network=up.network, payload=up.payload, decoder_version=decoder_version, result=result,
+            measurements=measurements,
         )
         if status == "error":
             log.warning("decode failed; delivering raw", message_id=msg_id, device=device.id,

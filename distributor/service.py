@@ -22,6 +22,7 @@ from distributor.delivery.retry import RetryWorker
 from distributor.delivery.spill import SpillStore
 from distributor.delivery.stats import StatsWriter
 from distributor.http_app import EmbeddedServer, create_app, start_http
+from distributor.js_codecs import JsDecoders
 from distributor.metrics import Metrics
 from distributor.pipeline import Pipeline
 from distributor.settings import Settings
@@ -112,10 +113,14 @@ class Service:
         self.cache.on_reload.append(self._schedule_sync)
         await self.retry.start()
         await self.consumer_stats.start()
+        self.js_decoders = JsDecoders()
+        self.js_decoders.sync(self.cache.snapshot.js_decoders)
         self.pipeline = Pipeline(self.cache, self.dispatcher, self.state, self.metrics,
-                                 dedup_window_s=s.dedup_window_s)
+                                 dedup_window_s=s.dedup_window_s, js=self.js_decoders)
 
     def _schedule_sync(self, snapshot: Snapshot) -> None:
+        if self.pipeline is not None:  # at once, in the reload itself: no message sees a new decoder id uncompiled
+            self.js_decoders.sync(snapshot.js_decoders)
         self._sync_task = asyncio.get_running_loop().create_task(self._on_registry(snapshot))
 
     async def _on_registry(self, snapshot: Snapshot) -> None:

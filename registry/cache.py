@@ -17,7 +17,7 @@ import asyncpg
 import orjson
 import structlog
 
-from registry.records import Application, Consumer, Device, Organization, Subscription
+from registry.records import Application, Consumer, Device, JsDecoderRecord, Organization, Subscription
 from registry.secrets import SecretBox
 
 log = structlog.get_logger("iotd.registry.cache")
@@ -33,6 +33,7 @@ class Snapshot:
     by_ingest_key: dict[str, Device] = field(default_factory=dict)   # sha256 of key -> device
     consumers: dict[str, Consumer] = field(default_factory=dict)
     subscriptions: list[Subscription] = field(default_factory=list)
+    js_decoders: dict[str, JsDecoderRecord] = field(default_factory=dict)
     loaded_at: float = 0.0
     _routes: dict[str, tuple[Consumer, ...]] = field(default_factory=dict)
 
@@ -114,6 +115,12 @@ async def load_snapshot(conn: asyncpg.Connection, box: SecretBox) -> Snapshot:
                 device_ids=tuple(str(d) for d in r["device_ids"]), decoder=r["decoder"],
                 tags={str(k): str(v) for k, v in (r["tags"] or {}).items()},
             ))
+        for r in await conn.fetch("SELECT id, organization_id, dialect, source, timeout_ms, version, vendor, model"
+                                  " FROM js_decoders"):
+            org = r["organization_id"]
+            snap.js_decoders[r["id"]] = JsDecoderRecord(
+                r["id"], str(org) if org is not None else None, r["dialect"], r["source"], r["timeout_ms"],
+                r["version"], r["vendor"], r["model"])
     return snap
 
 

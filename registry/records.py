@@ -76,3 +76,20 @@ class Subscription:
         if self.decoder is not None and device.decoder != self.decoder:
             return False
         return all(device.tags.get(k) == v for k, v in self.tags.items())
+
+
+@dataclass(frozen=True, slots=True)
+class JsDecoderRecord:
+    """A JavaScript decoder as stored; the distributor compiles it once per version."""
+
+    id: str
+    organization_id: str | None     # None: shared with every organization
+    dialect: str
+    source: str = field(repr=False)
+    timeout_ms: int = 100
+    version: int = 1
+    vendor: str = ""
+    model: str = ""
+
+    def usable_by(self, organization_id: str) -> bool:
+        return self.organization_id is None or self.organization_id == organization_id

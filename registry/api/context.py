@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 
-from decoders import catalog
 from registry.secrets import SecretBox
 
 
@@ -15,10 +13,4 @@ from registry.secrets import SecretBox
 class ApiContext:
     pool: asyncpg.Pool
     box: SecretBox
-    # decoder ids usable by an organization's devices (built-ins plus its own JavaScript decoders)
-    decoder_exists: Callable[[str, str], bool] = field(default=lambda decoder_id, organization_id: builtin_exists(
-        decoder_id))
 
-
-def builtin_exists(decoder_id: str) -> bool:
-    return catalog.get(decoder_id) is not None

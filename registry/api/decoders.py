@@ -1,49 +1,339 @@
-"""The decoders an organization's devices can use: the built-in library (read-only)."""
+"""Decoders: the built-in library (read-only) and an organization's own JavaScript decoders.
+
+A JavaScript decoder is compiled and its examples run before it is saved; a test endpoint
+decodes a payload with a saved decoder or with code not saved yet. Tests run in a worker
+thread under the decoder's limits and are rate-limited per API key.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import base64
+import binascii
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+import asyncpg
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from decoders import catalog
-from registry.api.auth import Who
+from decoders.contract import preset_measurements
+from decoders.js import JsCodec, JsCompileError, Limits
+from decoders.ttn_normalized import measurements_from_normalized
+from registry.api.auth import IfMatch, Principal, Who
+from registry.api.common import Page, Paging, check_if_match, with_etag
 from registry.api.context import ApiContext
-from registry.api.errors import not_found
+from registry.api.errors import ApiError, not_found
+from registry.api.organizations import require_organization
+from registry.audit import record
+from registry.js_store import check_codec, check_id, examples_from, upsert
+
+Dialect = Literal["ttn", "chirpstack-v4", "chirpstack-v3", "os2iot"]
+_JS_COLUMNS = ("id, organization_id, vendor, model, description, dialect, source, examples, timeout_ms, origin,"
+               " created_at, updated_at, version")
 
 
 class DecoderInfo(BaseModel):
     id: str
+    kind: Literal["builtin", "javascript"]
     vendor: str
     model: str
     description: str
-    protocols: list[str]
-    measurements: list[str]
-    kind: str = "builtin"
+    protocols: list[str] = Field(default_factory=list)
+    measurements: list[str] = Field(default_factory=list)
+    organization_id: UUID | None = Field(None, description="javascript: the owner; null when shared with all")
+    dialect: str | None = None
+    version: int | str
+
+
+class DecoderDetail(DecoderInfo):
+    source: str | None = None
+    examples: list[dict[str, Any]] = Field(default_factory=list)
+    timeout_ms: int | None = None
+    origin: str | None = None
+
+
+class JsDecoderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=80, description="lower-case letters, digits and dashes; unique")
+    organization_id: UUID | None = Field(None, description="the owner; omit (global admin) to share with all")
+    vendor: str = Field("", max_length=200)
+    model: str = Field("", max_length=200)
+    description: str = Field("", max_length=2000)
+    source: str = Field(min_length=1, max_length=1_000_000, description="the JavaScript codec")
+    dialect: Dialect | None = Field(None, description="detected from the functions it defines when omitted")
+    examples: list[dict[str, Any]] = Field(default_factory=list, max_length=500,
+                                           description="TTN style: {description, input: {fPort, bytes}, output}")
+    timeout_ms: int = Field(100, ge=1, le=5000, description="wall-time budget per call")
+
+
+class JsDecoderPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    vendor: str | None = Field(None, max_length=200)
+    model: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    source: str | None = Field(None, min_length=1, max_length=1_000_000)
+    dialect: Dialect | None = None
+    examples: list[dict[str, Any]] | None = Field(None, max_length=500)
+    timeout_ms: int | None = Field(None, ge=1, le=5000)
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    payload_hex: str | None = Field(None, max_length=100_000)
+    payload_base64: str | None = Field(None, max_length=140_000)
+    fport: int | None = Field(None, ge=0, le=255)
+    variables: dict[str, str] = Field(default_factory=dict, description="ChirpStack device variables")
+
+
+class AdHocTest(Payload):
+    source: str = Field(min_length=1, max_length=1_000_000)
+    dialect: Dialect | None = None
+    timeout_ms: int = Field(100, ge=1, le=5000)
+
+
+class TestResult(BaseModel):
+    data: dict[str, Any]
+    measurements: list[dict[str, Any]]
+    warnings: list[str]
+    errors: list[str]
+
+
+class RateLimiter:
+    """A token bucket per API key: ``burst`` calls at once, refilled at ``per_s``."""
+
+    def __init__(self, burst: int = 10, per_s: float = 0.5) -> None:
+        self.burst, self.per_s = burst, per_s
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str) -> None:
+        now = time.monotonic()
+        tokens, at = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(self.burst, tokens + (now - at) * self.per_s)
+        if tokens < 1:
+            wait = (1 - tokens) / self.per_s
+            raise ApiError(429, f"too many decoder tests; try again in {wait:.0f} s",
+                           headers={"Retry-After": str(max(1, round(wait)))})
+        self._buckets[key] = (tokens - 1, now)
 
 
 def _builtin(d: catalog.Decoder) -> dict[str, Any]:
-    return {"id": d.id, "vendor": d.device.vendor, "model": d.device.model, "description": d.device.description,
-            "protocols": list(d.device.protocols), "measurements": list(d.measurements)}
+    return {"id": d.id, "kind": "builtin", "vendor": d.device.vendor, "model": d.device.model,
+            "description": d.device.description, "protocols": list(d.device.protocols),
+            "measurements": list(d.measurements), "version": d.device.version}
+
+
+def _js(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "kind": "javascript", "protocols": ["lorawan", "nbiot", "http", "mqtt"]}
+
+
+def _payload(body: Payload) -> bytes:
+    try:
+        if body.payload_hex is not None:
+            return bytes.fromhex(body.payload_hex)
+        if body.payload_base64 is not None:
+            return base64.b64decode(body.payload_base64, validate=True)
+    except (ValueError, binascii.Error):
+        raise ApiError(422, "payload_hex must be hex / payload_base64 must be base64") from None
+    raise ApiError(422, "give payload_hex or payload_base64")
+
+
+def run_test(source: str, dialect: str | None, timeout_ms: int, payload: bytes, fport: int | None,
+             variables: dict[str, str]) -> dict[str, Any]:
+    """Compile and decode once, in the calling (worker) thread."""
+    try:
+        codec = JsCodec(source, dialect=dialect, limits=Limits(time_ms=timeout_ms))
+    except (JsCompileError, ValueError) as exc:
+        return {"data": {}, "measurements": [], "warnings": [], "errors": [f"does not compile: {exc}"]}
+    result = codec.decode(payload, fport, variables=variables)
+    measurements = preset_measurements(result.data) if result.ok else []
+    if result.ok and codec.has_normalize:
+        normalized = codec.normalize(result.data)
+        have = {m.name for m in measurements}
+        measurements += [m for m in measurements_from_normalized(normalized.data) if m.name not in have]
+    return {"data": result.data, "measurements": [m.as_dict() for m in measurements], "warnings": result.warnings,
+            "errors": result.errors}
+
+
+async def decoder_usable(conn: asyncpg.Connection, decoder_id: str, organization_id: str) -> bool:
+    """A built-in, or a JavaScript decoder of the organization or shared with all."""
+    if catalog.get(decoder_id) is not None:
+        return True
+    return bool(await conn.fetchval(
+        "SELECT true FROM js_decoders WHERE id = $1 AND (organization_id IS NULL OR organization_id = $2::uuid)",
+        decoder_id, organization_id))
+
+
+async def decoder_checker(conn: asyncpg.Connection) -> Callable[[str, str], bool]:
+    """``usable(decoder_id, organization_id)`` from one query, for checking many devices at once."""
+    owners = {r["id"]: r["organization_id"] for r in await conn.fetch("SELECT id, organization_id FROM js_decoders")}
+
+    def usable(decoder_id: str, organization_id: str) -> bool:
+        if catalog.get(decoder_id) is not None:
+            return True
+        if decoder_id not in owners:
+            return False
+        owner = owners[decoder_id]
+        return owner is None or str(owner) == organization_id
+
+    return usable
+
+
+async def _get_js(conn: asyncpg.Connection, who: Principal, decoder_id: str, lock: bool = False) -> dict[str, Any]:
+    row = await conn.fetchrow(f"SELECT {_JS_COLUMNS} FROM js_decoders WHERE id = $1{' FOR UPDATE' if lock else ''}",
+                              decoder_id)
+    if row is None or (row["organization_id"] is not None and not who.sees(row["organization_id"])):
+        raise not_found("decoder")
+    return dict(row)
+
+
+def _may_change(who: Principal, row: dict[str, Any]) -> None:
+    if row["organization_id"] is None and not who.is_global_admin:
+        raise ApiError(403, "a shared decoder is changed by a global admin only")
+    who.require("write")
 
 
 def routes(ctx: ApiContext) -> APIRouter:
     r = APIRouter(tags=["decoders"])
+    limiter = RateLimiter()
 
-    @r.get("/decoders", response_model=list[DecoderInfo], summary="Decoders available to your devices")
-    async def list_decoders(who: Who, q: str | None = Query(None, max_length=100)) -> list[dict[str, Any]]:
-        found = [_builtin(d) for d in catalog.load_all().values()]
+    @r.get("/decoders", response_model=Page[DecoderInfo], summary="Decoders your devices can use")
+    async def list_decoders(who: Who, paging: Annotated[Paging, Depends()],
+                            q: str | None = Query(None, max_length=100),
+                            kind: Literal["builtin", "javascript"] | None = None) -> dict[str, Any]:
+        found: list[dict[str, Any]] = []
+        if kind in (None, "builtin"):
+            found += [_builtin(d) for d in catalog.load_all().values()]
+        if kind in (None, "javascript"):
+            async with ctx.pool.acquire() as conn:
+                rows = await conn.fetch(f"SELECT {_JS_COLUMNS} FROM js_decoders WHERE organization_id IS NULL"
+                                        " OR $1::uuid IS NULL OR organization_id = $1::uuid ORDER BY id",
+                                        who.organization_id)
+            found += [_js(dict(x)) for x in rows]
         if q:
             needle = q.lower()
             found = [d for d in found if needle in f"{d['id']} {d['vendor']} {d['model']}".lower()]
-        return found
+        items = found[paging.offset:paging.offset + paging.limit]
+        return {"items": items, "total": len(found), "limit": paging.limit, "offset": paging.offset}
 
-    @r.get("/decoders/{decoder_id}", response_model=DecoderInfo)
-    async def get_decoder(decoder_id: str, who: Who) -> dict[str, Any]:
-        d = catalog.get(decoder_id)
-        if d is None:
-            raise not_found("decoder")
-        return _builtin(d)
+    @r.get("/decoders/{decoder_id}", response_model=DecoderDetail)
+    async def get_decoder(decoder_id: str, who: Who, response: Response) -> dict[str, Any]:
+        builtin = catalog.get(decoder_id)
+        if builtin is not None:
+            examples = [{"description": e.description, "fport": e.fport, "hex": e.payload_hex, "data": e.data,
+                         "errors": list(e.errors)} for e in builtin.examples]
+            return {**_builtin(builtin), "examples": examples}
+        async with ctx.pool.acquire() as conn:
+            row = await _get_js(conn, who, decoder_id)
+        with_etag(response, row["version"])
+        return _js(row)
+
+    @r.post("/decoders", status_code=201, response_model=DecoderDetail,
+            summary="Register a JavaScript decoder (compiled, and its examples run, before it is saved)")
+    async def create_decoder(body: JsDecoderIn, who: Who, response: Response) -> dict[str, Any]:
+        check_id(body.id)
+        if body.organization_id is None and not who.is_global_admin:
+            raise ApiError(422 if not who.is_global else 403,
+                           "give organization_id; only a global admin shares a decoder with every organization")
+        examples = examples_from(body.examples)
+        checked = await asyncio.to_thread(check_codec, body.source, body.dialect, body.timeout_ms, examples)
+        if checked.failures:
+            raise ApiError(422, "examples fail: " + "; ".join(checked.failures[:10]))
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            if body.organization_id is not None:
+                await require_organization(conn, who, body.organization_id)
+            who.require("write")
+            if await conn.fetchval("SELECT true FROM js_decoders WHERE id = $1", body.id):
+                raise ApiError(409, f"decoder {body.id!r} already exists")
+            await upsert(conn, decoder_id=body.id, organization_id=str(body.organization_id) if body.organization_id
+                         else None, source=body.source, dialect=checked.dialect, examples=body.examples,
+                         timeout_ms=body.timeout_ms, vendor=body.vendor, model=body.model,
+                         description=body.description)
+            row = await _get_js(conn, who, body.id)
+            await record(conn, actor=who.actor, actor_key_id=who.key_id, action="create", resource="decoder",
+                         resource_id=body.id, organization_id=_org(row), after=_audit_view(row))
+        with_etag(response, row["version"])
+        return _js(row)
+
+    @r.patch("/decoders/{decoder_id}", response_model=DecoderDetail)
+    async def update_decoder(decoder_id: str, body: JsDecoderPatch, who: Who, response: Response,
+                             if_match: IfMatch = None) -> dict[str, Any]:
+        if catalog.get(decoder_id) is not None:
+            raise ApiError(403, "built-in decoders cannot be changed")
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            row = await _get_js(conn, who, decoder_id, lock=True)
+            _may_change(who, row)
+            check_if_match(if_match, row["version"])
+            given = body.model_dump(exclude_unset=True)
+            if any(v is None for v in given.values()):
+                raise ApiError(422, "fields cannot be null; leave them out to keep them")
+            merged = {**row, **given}
+            checked = await asyncio.to_thread(check_codec, merged["source"], given.get("dialect"),
+                                              merged["timeout_ms"], examples_from(merged["examples"]))
+            if checked.failures:
+                raise ApiError(422, "examples fail: " + "; ".join(checked.failures[:10]))
+            await conn.execute(
+                "UPDATE js_decoders SET vendor = $2, model = $3, description = $4, dialect = $5, source = $6,"
+                " examples = $7, timeout_ms = $8, version = version + 1, updated_at = now() WHERE id = $1",
+                decoder_id, merged["vendor"], merged["model"], merged["description"], checked.dialect,
+                merged["source"], merged["examples"], merged["timeout_ms"])
+            after = await _get_js(conn, who, decoder_id)
+            await record(conn, actor=who.actor, actor_key_id=who.key_id, action="update", resource="decoder",
+                         resource_id=decoder_id, organization_id=_org(row), before=_audit_view(row),
+                         after=_audit_view(after))
+        with_etag(response, after["version"])
+        return _js(after)
+
+    @r.delete("/decoders/{decoder_id}", status_code=204, responses={409: {"description": "devices use it"}})
+    async def delete_decoder(decoder_id: str, who: Who, if_match: IfMatch = None) -> Response:
+        if catalog.get(decoder_id) is not None:
+            raise ApiError(403, "built-in decoders cannot be deleted")
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            row = await _get_js(conn, who, decoder_id, lock=True)
+            _may_change(who, row)
+            check_if_match(if_match, row["version"])
+            used = await conn.fetchval("SELECT count(*) FROM devices WHERE decoder = $1", decoder_id)
+            if used:
+                raise ApiError(409, f"{used} device(s) use this decoder; give them another decoder first")
+            await conn.execute("DELETE FROM js_decoders WHERE id = $1", decoder_id)
+            await record(conn, actor=who.actor, actor_key_id=who.key_id, action="delete", resource="decoder",
+                         resource_id=decoder_id, organization_id=_org(row), before=_audit_view(row))
+        return Response(status_code=204)
+
+    @r.post("/decoders/{decoder_id}/test", response_model=TestResult, responses={429: {"description": "slow down"}},
+            summary="Decode a payload with this decoder (rate-limited)")
+    async def test_decoder(decoder_id: str, body: Payload, who: Who) -> dict[str, Any]:
+        payload = _payload(body)
+        builtin = catalog.get(decoder_id)
+        if builtin is not None:
+            result = builtin.decode(payload, body.fport)
+            measurements, error = builtin.normalize(result.data) if result.ok else ([], None)
+            return {"data": result.data, "measurements": [m.as_dict() for m in measurements],
+                    "warnings": result.warnings, "errors": result.errors + ([error] if error else [])}
+        async with ctx.pool.acquire() as conn:
+            row = await _get_js(conn, who, decoder_id)
+        limiter.take(who.key_id)
+        return await asyncio.to_thread(run_test, row["source"], row["dialect"], row["timeout_ms"], payload,
+                                       body.fport, body.variables)
+
+    @r.post("/decoders/test", response_model=TestResult, responses={429: {"description": "slow down"}},
+            summary="Try JavaScript code on a payload without saving it (rate-limited)")
+    async def test_source(body: AdHocTest, who: Who) -> dict[str, Any]:
+        payload = _payload(body)
+        limiter.take(who.key_id)
+        return await asyncio.to_thread(run_test, body.source, body.dialect, body.timeout_ms, payload, body.fport,
+                                       body.variables)
 
     return r
+
+
+def _org(row: dict[str, Any]) -> str | None:
+    return str(row["organization_id"]) if row["organization_id"] is not None else None
+
+
+def _audit_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "dialect": row["dialect"], "vendor": row["vendor"], "model": row["model"],
+            "timeout_ms": row["timeout_ms"], "version": row["version"], "source_chars": len(row["source"])}

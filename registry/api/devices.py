@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from registry.api.auth import IfMatch, Principal, Who
 from registry.api.common import Page, Paging, Stamped, Table, Where, audit_create, search_pattern, with_etag
 from registry.api.context import ApiContext
+from registry.api.decoders import decoder_usable
 from registry.api.errors import ApiError, not_found
 from registry.audit import record
 from registry.device_rules import KEYED_KINDS, clean_device
@@ -148,8 +149,8 @@ async def check_application(conn: asyncpg.Connection, who: Principal, applicatio
 def routes(ctx: ApiContext) -> APIRouter:
     r = APIRouter(tags=["devices"])
 
-    def check_decoder(decoder: str | None, organization_id: str) -> None:
-        if decoder and not ctx.decoder_exists(decoder, organization_id):
+    async def check_decoder(conn: asyncpg.Connection, decoder: str | None, organization_id: str) -> None:
+        if decoder and not await decoder_usable(conn, decoder, organization_id):
             raise ApiError(422, f"no decoder {decoder!r}; see GET /api/v1/decoders")
 
     @r.post("/devices", status_code=201, response_model=DeviceCreated)
@@ -158,7 +159,7 @@ def routes(ctx: ApiContext) -> APIRouter:
             org = await check_application(conn, who, body.application_id)
             who.require("write")
             fields = clean_device(body.model_dump())
-            check_decoder(fields.get("decoder"), org)
+            await check_decoder(conn, fields.get("decoder"), org)
             device_id, ingest_key = await insert_device(conn, ctx.box, fields)
             row = await DEVICES.get(conn, who, device_id)
             await audit_create(conn, who, "device", row, device_shown(row))
@@ -212,7 +213,7 @@ def routes(ctx: ApiContext) -> APIRouter:
             if given.get("name", "") is None or given.get("tags", {}) is None or given.get("metadata", {}) is None:
                 raise ApiError(422, "name, tags and metadata cannot be null")
             merged = clean_device({**{k: current[k] for k in (*_EDITABLE, "kind")}, **given})
-            check_decoder(merged.get("decoder"), str(current["organization_id"]))
+            await check_decoder(conn, merged.get("decoder"), str(current["organization_id"]))
             changes = {k: merged[k] for k in given if k in _EDITABLE}
             if given.get("app_key"):
                 changes["app_key_enc"] = ctx.box.encrypt(merged["app_key"])

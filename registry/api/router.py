@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from registry.api import consumers, decoders, devices, keys, operations, organizations
+from registry.api import consumers, decoders, device_io, devices, keys, operations, organizations
 from registry.api.context import ApiContext
 from registry.api.errors import error_response, install
 
@@ -22,7 +22,7 @@ def create_api_router(ctx: ApiContext) -> APIRouter:
                                               409: {"description": "conflicts with an existing object"},
                                               412: {"description": "If-Match does not match the current ETag"},
                                               422: {"description": "invalid input; `error` says what to fix"}})
-    for module in (organizations, devices, consumers, keys, operations, decoders):
+    for module in (organizations, device_io, devices, consumers, keys, operations, decoders):
         api.include_router(module.routes(ctx))
     return api
 

@@ -90,7 +90,7 @@ def test_routing_never_crosses_organizations_and_skips_disabled() -> None:
 def test_built_message_conforms_to_the_model() -> None:
     msg = build_message(msg_id=message_id("k"), received_at=1795341600.123, measured_at="2026-11-22T10:00:00Z",
                         device=DEV, network={"kind": "lorawan", "dev_eui": DEV.dev_eui, "radio": []},
-                        payload=b"\x01", decoder=None, result=None, measurements=[])
+                        payload=b"\x01", decoder_version=None, result=None, measurements=[])
     parsed = Message.model_validate(msg)
     assert parsed.received_at == "2026-11-22T10:00:00.123Z" == iso_utc(1795341600.123)
     assert msg["decoder"]["status"] == "error" and "not installed" in msg["decoder"]["errors"][0]

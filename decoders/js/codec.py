@@ -1,0 +1,234 @@
+"""``JsCodec``: a JavaScript codec compiled once, then called per message without ever raising.
+
+Contexts: each thread that uses a codec gets its own QuickJS context (``decoders.js.engine`` explains
+why a context cannot cross threads), built on first use; the constructor builds the calling thread's
+and so rejects code that does not compile or load. Calls reuse that context; the script is never
+parsed again unless the context is spent (a time or memory limit hit, or state it could not restore),
+in which case the next call builds a fresh one (``stats`` counts these).
+
+Isolation between calls (costs measured by tests/perf/bench_js.py; mechanics in ``decoders.js.harness``):
+every call gets fresh copies of its inputs and runs against frozen built-ins; afterwards the global
+object is put back as it was after load (added globals deleted, reassigned ones restored,
+``globalThis``'s prototype reset), and if the call wrote into the codec's top-level data (a changed
+array length, key count, or one of the first 64 values), the context is rebuilt before the next call.
+So what a call leaves in globals, built-ins or (small) top-level data is never seen by the next call,
+whichever device that is for. The same holds for one device's consecutive calls: there is no
+per-device state, as on ChirpStack v4 (a new QuickJS runtime per decode), OS2iot (a worker per decode)
+and The Things Stack (a new VM per run). A fresh context per call would give that for free but costs
+about 2 ms (the context, the shims, the codec's parse); the reset costs 1-5 us.
+
+What survives a call is state a codec keeps on purpose where a reset cannot look: closures, top-level
+``let``/``const`` bindings, deep inside large tables. Callers that share one codec between parties
+that must not see each other's data (one codec, several organizations) pass ``isolation_key`` (the
+organization, or the device) and get a separate context per key, in a per-thread LRU of
+``max_isolated`` contexts (about 140 KiB each).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from decoders.contract import DecodeResult
+from decoders.js.dialects import ENCODE_FUNCTION, Call, Dialect, encode_call, resolve_dialect, uplink_call, uplink_input
+from decoders.js.engine import Engine, EngineFailure, JsCompileError
+from decoders.js.limits import Limits
+from decoders.js.os2iot import os2iot_metadata, os2iot_payload
+from decoders.js.results import (
+    CallOutcome,
+    EncodeResult,
+    NormalizeResult,
+    decode_result,
+    encode_result,
+    normalize_result,
+    parse_envelope,
+)
+
+
+@dataclass(slots=True)
+class JsCodecStats:
+    """Counters across all threads (plain increments: exact with one thread, close enough with more)."""
+
+    calls: int = 0
+    contexts_built: int = 0
+    timeouts: int = 0
+    out_of_memory: int = 0
+    state_rebuilds: int = 0
+
+
+class _Contexts:
+    """One thread's contexts for one codec: the shared one and the per-key ones (LRU)."""
+
+    __slots__ = ("isolated", "shared")
+
+    def __init__(self) -> None:
+        self.shared: Engine | None = None
+        self.isolated: OrderedDict[str, Engine] = OrderedDict()
+
+
+def _millis(moment: datetime | None) -> int:
+    if moment is None:
+        return int(time.time() * 1000)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+class JsCodec:
+    """A sandboxed JavaScript codec in one of the dialects of ``decoders.js.dialects``.
+
+    Raises :class:`JsCompileError` (a ValueError) when the source does not compile or load, or does
+    not define the dialect's uplink function; after that, no method raises.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        dialect: Dialect | str | None = None,
+        limits: Limits | None = None,
+        max_isolated: int = 64,
+    ) -> None:
+        self.source = source
+        self.limits = limits or Limits()
+        self.max_isolated = max(1, max_isolated)
+        self.stats = JsCodecStats()
+        self._local = threading.local()
+        engine = self._build()
+        self.functions: frozenset[str] = engine.functions
+        self.dialect: Dialect = resolve_dialect(dialect, engine.functions)
+        self.stateful_globals: tuple[str, ...] = engine.stateful_globals
+        self._contexts().shared = engine
+
+    @property
+    def has_normalize(self) -> bool:
+        return "normalizeUplink" in self.functions
+
+    @property
+    def can_encode(self) -> bool:
+        return ENCODE_FUNCTION.get(self.dialect, "") in self.functions
+
+    def decode(
+        self,
+        payload: bytes,
+        fport: int | None,
+        *,
+        variables: Mapping[str, str] | None = None,
+        event: Mapping[str, Any] | None = None,
+        device: Mapping[str, Any] | None = None,
+        recv_time: datetime | None = None,
+        isolation_key: str | None = None,
+    ) -> DecodeResult:
+        """Decode one uplink. ``variables``: ChirpStack device variables; ``event`` and ``device``: the
+        source event and device record, used by OS2iot decoders only; ``recv_time`` defaults to now."""
+        moment = recv_time or datetime.now(UTC)
+        os2iot_args = None
+        if self.dialect is Dialect.OS2IOT:
+            try:
+                os2iot_args = (os2iot_payload(payload, fport, moment, event, device), os2iot_metadata(device))
+            except Exception as exc:  # a malformed event or device record is this message's error
+                return DecodeResult(errors=[f"cannot build the OS2iot arguments: {type(exc).__name__}: {exc}"])
+        call = uplink_call(self.dialect, payload, fport, _millis(moment), variables, os2iot_args)
+        return decode_result(call.function, self._run(call, isolation_key))
+
+    def decode_downlink(
+        self, payload: bytes, fport: int | None, *, variables: Mapping[str, str] | None = None
+    ) -> DecodeResult:
+        """Decode a downlink with TS013 ``decodeDownlink`` (to show what an encoded command means)."""
+        with_variables = self.dialect is Dialect.CHIRPSTACK_V4
+        call = Call("decodeDownlink", (uplink_input(payload, fport, variables, with_variables=with_variables),))
+        return decode_result("decodeDownlink", self._run(call, None))
+
+    def normalize(self, data: Mapping[str, Any], *, isolation_key: str | None = None) -> NormalizeResult:
+        """TTN's normalized payload for decoded ``data``, when the codec defines ``normalizeUplink``."""
+        if not self.has_normalize:
+            return NormalizeResult(errors=["the codec defines no normalizeUplink()"])
+        return normalize_result(self._run(Call("normalizeUplink", ({"data": dict(data)},)), isolation_key))
+
+    def encode_downlink(
+        self, data: Mapping[str, Any], *, fport: int | None = None, variables: Mapping[str, str] | None = None
+    ) -> EncodeResult:
+        """Encode a downlink command; the result's ``fport`` is the codec's choice, else ``fport``."""
+        function = ENCODE_FUNCTION.get(self.dialect)
+        if function is None or function not in self.functions:
+            return EncodeResult(errors=["the codec defines no downlink encoder"])
+        if self.dialect is Dialect.CHIRPSTACK_V3 and fport is None:
+            return EncodeResult(errors=["ChirpStack v3 Encode() needs an fPort"])
+        return encode_result(function, self._run(encode_call(self.dialect, data, fport, variables), None), fport)
+
+    def call(
+        self, function: str, *args: Any, recv_time: datetime | None = None, isolation_key: str | None = None
+    ) -> CallOutcome:
+        """Call any entry function with JSON arguments and get its raw answer (for example runners).
+
+        With ``recv_time``, ``args[0].recvTime`` is set to that moment as a ``Date``.
+        """
+        recv_ms = _millis(recv_time) if recv_time is not None and args else None
+        return self._run(Call(function, args, recv_ms), isolation_key)
+
+    def _run(self, call: Call, isolation_key: str | None) -> CallOutcome:
+        self.stats.calls += 1
+        try:
+            args_json = call.to_json()
+        except TypeError as exc:
+            return CallOutcome.failed(f"the input is not JSON: {exc}")
+        contexts = self._contexts()
+        try:
+            engine = self._engine(contexts, isolation_key)
+        except JsCompileError as exc:  # loaded before; a retry can still fail, e.g. out of memory
+            return CallOutcome.failed(f"the codec failed to load again: {exc}")
+        try:
+            text, usable = engine.call(args_json)
+        except EngineFailure as failure:
+            self._discard(contexts, isolation_key)
+            if failure.kind == "timeout":
+                self.stats.timeouts += 1
+            elif failure.kind == "memory":
+                self.stats.out_of_memory += 1
+            return CallOutcome.failed(str(failure))
+        if not usable:
+            self._discard(contexts, isolation_key)
+            self.stats.state_rebuilds += 1
+        outcome = parse_envelope(text)
+        if outcome.error is not None and outcome.error.startswith("InternalError: out of memory"):
+            self.stats.out_of_memory += 1  # thrown (and caught) inside the codec; the context was rebuilt
+            limit = self.limits.memory_bytes / (1024 * 1024)
+            return CallOutcome(error=f"out of memory (limit {limit:g} MiB)", logs=outcome.logs)
+        return outcome
+
+    def _contexts(self) -> _Contexts:
+        contexts: _Contexts | None = getattr(self._local, "contexts", None)
+        if contexts is None:
+            contexts = _Contexts()
+            self._local.contexts = contexts
+        return contexts
+
+    def _build(self) -> Engine:
+        engine = Engine(self.source, self.limits)
+        self.stats.contexts_built += 1
+        return engine
+
+    def _engine(self, contexts: _Contexts, key: str | None) -> Engine:
+        if key is None:
+            if contexts.shared is None:
+                contexts.shared = self._build()
+            return contexts.shared
+        engine = contexts.isolated.get(key)
+        if engine is None:
+            engine = contexts.isolated[key] = self._build()
+            if len(contexts.isolated) > self.max_isolated:
+                contexts.isolated.popitem(last=False)
+        else:
+            contexts.isolated.move_to_end(key)
+        return engine
+
+    def _discard(self, contexts: _Contexts, key: str | None) -> None:
+        if key is None:
+            contexts.shared = None
+        else:
+            contexts.isolated.pop(key, None)
