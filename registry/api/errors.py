@@ -69,3 +69,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(asyncpg.ForeignKeyViolationError, constraint)
     app.add_exception_handler(asyncpg.NotNullViolationError, constraint)
     app.add_exception_handler(asyncpg.DataError, bad_value)
+    app.add_exception_handler(asyncpg.exceptions._base.DataError, bad_value)  # refused before it reached the server

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from registry.api.auth import Principal, Who
@@ -59,7 +59,8 @@ class DeadLetterDetail(DeadLetter):
 
 class DeadLetterSelection(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ids: list[int] = Field(default_factory=list, max_length=10_000, description="these dead letters")
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(default_factory=list, max_length=10_000,
+                                                                description="these dead letters")
     consumer_id: UUID | None = Field(None, description="all of one consumer's dead letters")
     all: bool = Field(False, description="every dead letter this key can see; needed when nothing else is given")
 
@@ -137,7 +138,7 @@ def routes(ctx: ApiContext) -> APIRouter:
 
     @r.get("/dead-letters/{dead_letter_id}", response_model=DeadLetterDetail, tags=["dead-letters"],
            summary="One dead letter with the message and every attempt")
-    async def dead_letter(dead_letter_id: int, who: Who) -> dict[str, Any]:
+    async def dead_letter(dead_letter_id: Annotated[int, Path(ge=1, le=2**63 - 1)], who: Who) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn:
             row = await get_dead_letter(conn, DeadLetterFilter(who.organization_id, ids=(dead_letter_id,)))
         if row is None:

@@ -207,3 +207,16 @@ async def test_unknown_devices_register_in_one_step(api: Api) -> None:
                               json={"application_id": app, "decoder": "elsys"})
     assert r.status_code == 201 and r.json()["name"] == "bin-77"
     assert (await api.client.get("/api/v1/unknown-devices", params={"q": "a0b0c0"})).json()["total"] == 0
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("GET", "/api/v1/dead-letters/99999999999999999999", None),
+    ("POST", "/api/v1/dead-letters/replay", {"ids": [99999999999999999999]}),
+    ("POST", "/api/v1/organizations", {"name": "nul\u0000byte"}),
+    ("GET", "/api/v1/devices?q=nul%00byte", None),
+    ("POST", "/api/v1/dead-letters/replay", {}),
+])
+async def test_odd_input_is_a_4xx_not_a_server_error(api: Api, method: str, path: str, body: Any) -> None:
+    r = await api.client.request(method, path, json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]
