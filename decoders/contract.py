@@ -93,16 +93,25 @@ def preset_measurements(data: Mapping[str, Any]) -> list[Measurement]:
 
 
 def measurements_from(data: Mapping[str, Any], mapping: Mapping[str, tuple[str, float]]) -> list[Measurement]:
-    """Map native keys to vocabulary names with a scale factor: ``{"vdd": ("battery_voltage", 0.001)}``."""
+    """Map native keys to vocabulary names with a scale factor: ``{"vdd": ("battery_voltage", 0.001)}``.
+
+    Walks ``data`` (a frame's few fields), not ``mapping`` (a vendor's many): this is on the hot path.
+    """
     out: list[Measurement] = []
-    for key, (name, scale) in mapping.items():
-        value = data.get(key)
+    for key, value in data.items():
+        target = mapping.get(key)
+        if target is None:
+            continue
+        name, scale = target
+        unit = _UNITS.get(name) or quantity(name).unit   # quantity() names an unknown quantity
         if isinstance(value, bool):
-            out.append(Measurement(name, quantity(name).unit, int(value)))
+            out.append(Measurement(name, unit, int(value)))
         elif isinstance(value, int | float):
-            scaled = value * scale if scale != 1 else value
-            out.append(Measurement(name, quantity(name).unit, round(scaled, 6) if scale != 1 else scaled))
+            out.append(Measurement(name, unit, round(value * scale, 6) if scale != 1 else value))
     return out
+
+
+_UNITS = {name: q.unit for name, q in QUANTITIES.items()}
 
 
 DecodeFn = Callable[[bytes, "int | None"], DecodeResult]

@@ -7,6 +7,7 @@ import base64
 import binascii
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import orjson
 
@@ -27,6 +28,8 @@ def _payload_from(args: argparse.Namespace) -> bytes:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
+    if args.js is not None:
+        return _decode_js(args)
     decoder = catalog.get(args.decoder)
     if decoder is None:
         known = ", ".join(sorted(catalog.load_all()))
@@ -43,6 +46,19 @@ def cmd_decode(args: argparse.Namespace) -> int:
         }
     )
     return 0 if result.ok and norm_error is None else 1
+
+
+def _decode_js(args: argparse.Namespace) -> int:
+    """A JavaScript codec from a file, in the same sandbox and with the same limits as in the service."""
+    from decoders.js.trial import try_codec
+
+    try:
+        source = Path(args.js).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"iotd decode: cannot read {args.js}: {exc}") from exc
+    out = try_codec(source, args.dialect, args.timeout_ms, _payload_from(args), args.fport, {})
+    _print_json({"decoder": args.js, **out})
+    return 0 if not out["errors"] else 1
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -95,7 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("decode", help="decode one payload with a decoder and print the result as JSON")
-    p.add_argument("--decoder", required=True, help="decoder id (see `iotd decoders list`)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--decoder", help="decoder id (see `iotd decoders list`)")
+    which.add_argument("--js", metavar="FILE", help="a JavaScript codec file, run in the sandbox")
+    p.add_argument("--dialect", choices=("ttn", "chirpstack-v4", "chirpstack-v3", "os2iot"),
+                   help="with --js: the codec's dialect (default: detected)")
+    p.add_argument("--timeout-ms", type=int, default=100, help="with --js: time limit per call (default 100)")
     p.add_argument("--fport", type=int, default=None, help="LoRaWAN fPort")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--hex", help="payload as hex")

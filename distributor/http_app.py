@@ -37,6 +37,9 @@ HTTP_SOURCE = "http"
 
 
 def create_app(service: Service) -> FastAPI:
+    # Backpressure for HTTP intake: past this many unfinished ingest requests, new ones wait (the
+    # sender sees a slower answer), so memory stays bounded and nothing is refused or dropped.
+    slots = asyncio.Semaphore(service.settings.http_max_in_flight)
     app = FastAPI(title="iotd", version="0.1.0", description="IoT message distributor and device registry for cities.")
     install_error_handlers(app)
     if service.api_context is not None:
@@ -79,8 +82,10 @@ def create_app(service: Service) -> FastAPI:
         service.metrics.received.labels(CHIRPSTACK_HTTP, event).inc()
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         assert service.pipeline is not None
-        submit(service.pipeline, ev, finalizer_for(done), CHIRPSTACK_HTTP, received_at)
-        if not await done:
+        async with slots:
+            submit(service.pipeline, ev, finalizer_for(done), CHIRPSTACK_HTTP, received_at)
+            ok = await done
+        if not ok:
             return json_response({"error": "not accepted; send it again"}, status_code=503)
         result: dict[str, Any] = {"status": "accepted"}
         if ev.event == "up":
@@ -111,11 +116,13 @@ def create_app(service: Service) -> FastAPI:
         dedup = f"http:{device.id}:{key_part}"
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         assert service.pipeline is not None
-        service.pipeline.handle(RawUplink(
-            source=HTTP_SOURCE, dedup_key=dedup, payload=parsed.payload, fport=parsed.fport, received_at=received_at,
-            measured_at=None, network={"kind": device.kind, "imei": device.imei, "f_port": parsed.fport},
-            finalizer=finalizer_for(done), device=device))
-        ok = await done
+        async with slots:
+            service.pipeline.handle(RawUplink(
+                source=HTTP_SOURCE, dedup_key=dedup, payload=parsed.payload, fport=parsed.fport,
+                received_at=received_at, measured_at=None,
+                network={"kind": device.kind, "imei": device.imei, "f_port": parsed.fport},
+                finalizer=finalizer_for(done), device=device))
+            ok = await done
         if not ok:
             return json_response({"error": "not accepted; send it again"}, status_code=503)
         return json_response({"status": "accepted", "id": message_id(dedup)}, status_code=202)

@@ -16,9 +16,9 @@ from typing import Any
 
 import structlog
 
-from decoders.contract import DecodeResult, Measurement, preset_measurements
+from decoders.contract import DecodeResult, Measurement
 from decoders.js import JsCodec, JsCompileError, Limits
-from decoders.ttn_normalized import measurements_from_normalized
+from decoders.js.trial import measurements_of
 from registry.records import Device, JsDecoderRecord
 
 log = structlog.get_logger("iotd.js")
@@ -44,14 +44,7 @@ class CompiledDecoder:
                                    isolation_key=key)
         if not result.ok:
             return result, []
-        measurements = preset_measurements(result.data)
-        if self.codec.has_normalize:
-            normalized = self.codec.normalize(result.data, isolation_key=key)
-            if normalized.ok:
-                have = {m.name for m in measurements}
-                measurements += [m for m in measurements_from_normalized(normalized.data) if m.name not in have]
-            else:
-                result.warnings.extend(f"normalizeUplink: {e}" for e in normalized.errors)
+        measurements = measurements_of(self.codec, result.data, result.warnings, key)
         return result, measurements
 
 

@@ -17,6 +17,7 @@ class Settings(BaseSettings):
                                 description="stable per instance: the persistent session's identity")
     mqtt_share_group: str | None = Field(None, description="MQTT v5 shared-subscription group for several instances")
     mqtt_max_in_flight: int = Field(2000, ge=1, description="unfinished messages before intake pauses")
+    http_max_in_flight: int = Field(2000, ge=1, description="ingest requests in progress before new ones wait")
     http_host: str = Field("0.0.0.0", description="address the API, ingest and /metrics listen on")
     http_port: int = Field(8080, ge=0, le=65535)
     secret_key: str | None = Field(None, description="encrypts stored credentials; required outside the demo",

@@ -20,9 +20,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from decoders import catalog
-from decoders.contract import preset_measurements
-from decoders.js import JsCodec, JsCompileError, Limits
-from decoders.ttn_normalized import measurements_from_normalized
+from decoders.js.trial import try_codec as run_test
 from registry.api.auth import IfMatch, Principal, Who
 from registry.api.common import Page, Paging, check_if_match, with_etag
 from registry.api.context import ApiContext
@@ -139,23 +137,6 @@ def _payload(body: Payload) -> bytes:
     except (ValueError, binascii.Error):
         raise ApiError(422, "payload_hex must be hex / payload_base64 must be base64") from None
     raise ApiError(422, "give payload_hex or payload_base64")
-
-
-def run_test(source: str, dialect: str | None, timeout_ms: int, payload: bytes, fport: int | None,
-             variables: dict[str, str]) -> dict[str, Any]:
-    """Compile and decode once, in the calling (worker) thread."""
-    try:
-        codec = JsCodec(source, dialect=dialect, limits=Limits(time_ms=timeout_ms))
-    except (JsCompileError, ValueError) as exc:
-        return {"data": {}, "measurements": [], "warnings": [], "errors": [f"does not compile: {exc}"]}
-    result = codec.decode(payload, fport, variables=variables)
-    measurements = preset_measurements(result.data) if result.ok else []
-    if result.ok and codec.has_normalize:
-        normalized = codec.normalize(result.data)
-        have = {m.name for m in measurements}
-        measurements += [m for m in measurements_from_normalized(normalized.data) if m.name not in have]
-    return {"data": result.data, "measurements": [m.as_dict() for m in measurements], "warnings": result.warnings,
-            "errors": result.errors}
 
 
 async def decoder_usable(conn: asyncpg.Connection, decoder_id: str, organization_id: str) -> bool:

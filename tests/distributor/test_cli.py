@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
@@ -43,3 +45,15 @@ def test_decoders_list_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["decoders", "list", "--json"]) == 0
     rows = orjson.loads(capsys.readouterr().out)
     assert {"id": "elsys", "vendor": "Elsys"}.items() <= next(r for r in rows if r["id"] == "elsys").items()
+
+
+def test_decode_runs_a_javascript_file_in_the_sandbox(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    codec = tmp_path / "codec.js"
+    codec.write_text("function Decode(fPort, bytes, variables) { return {temperature: bytes[0] / 2, port: fPort}; }")
+    assert main(["decode", "--js", str(codec), "--fport", "3", "--hex", "2b"]) == 0
+    out = orjson.loads(capsys.readouterr().out)
+    assert out["data"] == {"temperature": 21.5, "port": 3}
+    assert out["measurements"] == [{"name": "temperature", "unit": "Cel", "value": 21.5}]
+    codec.write_text("function decodeUplink(input) { while (true) {} }")
+    assert main(["decode", "--js", str(codec), "--timeout-ms", "20", "--hex", "00"]) == 1
+    assert "timed out" in orjson.loads(capsys.readouterr().out)["errors"][0]

@@ -150,3 +150,32 @@ def _hash(key: str) -> str:
     from registry.secrets import hash_token
 
     return hash_token(key)
+
+
+async def test_http_intake_waits_when_full_instead_of_refusing(broker: MosquittoBroker) -> None:
+    url = await create_database("iotd_backpressure")
+    gate = asyncio.Event()
+    try:
+        async with running_api(url, http_max_in_flight=1) as api, webhook(gate=gate) as (hook_url, got):
+            org = (await api.create("organizations", {"name": "bp"}))["id"]
+            app = (await api.create("applications", {"organization_id": org, "name": "a"}))["id"]
+            dev = await api.create("devices", {"application_id": app, "name": "d", "kind": "http", "decoder": "json"})
+            consumer = (await api.create("consumers", {"organization_id": org, "name": "c", "kind": "http",
+                                                       "url": hook_url, "timeout_s": 30}))["id"]
+            await api.create("subscriptions", {"consumer_id": consumer, "application_id": app})
+            await routed(api, dev["id"])
+            async with httpx.AsyncClient(base_url=api.base_url, timeout=30) as device:
+                sends = [asyncio.ensure_future(device.post("/ingest/http", content=b'{"n": %d}' % i,
+                                                           headers={"X-API-Key": dev["ingest_key"]}))
+                         for i in range(2)]
+                async with asyncio.timeout(5):
+                    while got.requests < 1:
+                        await asyncio.sleep(0.02)
+                await asyncio.sleep(0.3)
+                assert got.requests == 1 and not any(s.done() for s in sends)  # the second waits for a slot
+                gate.set()
+                answers = await asyncio.gather(*sends)
+            assert [a.status_code for a in answers] == [202, 202]
+            assert sorted(b["payload"]["decoded"]["n"] for b in got.bodies) == [0, 1]
+    finally:
+        await drop_database(url)
