@@ -16,16 +16,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from decoders.vocabulary import QUANTITIES, quantity
 
 Value = float | int | bool | str
 
 
-@dataclass(frozen=True, slots=True)
-class Measurement:
-    """One normalized reading: a vocabulary name, its SenML unit and the value."""
+_NUMBER = (int, float)  # a tuple: `int | float` would build a union object on every call
+
+
+class Measurement(NamedTuple):
+    """One normalized reading: a vocabulary name, its SenML unit and the value.
+
+    A named tuple, not a frozen dataclass: it is built for every reading of every message.
+    """
 
     name: str
     unit: str
@@ -87,7 +92,7 @@ def preset_measurements(data: Mapping[str, Any]) -> list[Measurement]:
     out: list[Measurement] = []
     for key, value in data.items():
         q = QUANTITIES.get(key)
-        if q is not None and isinstance(value, int | float):
+        if q is not None and isinstance(value, _NUMBER):
             out.append(Measurement(key, q.unit, value))
     return out
 
@@ -106,7 +111,7 @@ def measurements_from(data: Mapping[str, Any], mapping: Mapping[str, tuple[str, 
         unit = _UNITS.get(name) or quantity(name).unit   # quantity() names an unknown quantity
         if isinstance(value, bool):
             out.append(Measurement(name, unit, int(value)))
-        elif isinstance(value, int | float):
+        elif isinstance(value, _NUMBER):
             out.append(Measurement(name, unit, round(value * scale, 6) if scale != 1 else value))
     return out
 

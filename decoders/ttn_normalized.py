@@ -42,6 +42,9 @@ PATHS: dict[str, tuple[str, float]] = {
 _OPEN = {"OPEN": 1, "CLOSED": 0}
 
 
+_NUMBER = (int, float)  # a tuple: `int | float` would build a union object on every call
+
+
 def _flatten(value: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
     if isinstance(value, Mapping):
         for key, inner in value.items():
@@ -63,7 +66,7 @@ def measurements_from_normalized(items: Iterable[Mapping[str, Any]]) -> list[Mea
                 value = _OPEN[value.upper()]
             if isinstance(value, bool):
                 value = int(value)
-            if not isinstance(value, int | float):
+            if not isinstance(value, _NUMBER):
                 continue
             out[name] = Measurement(name, quantity(name).unit, round(value * scale, 6) if scale != 1 else value)
     return list(out.values())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,14 +14,23 @@ from registry.records import Device
 
 def message_id(dedup_key: str) -> str:
     """A UUID (version 8 layout) from SHA-256 of the source's dedup key."""
-    digest = bytearray(hashlib.sha256(dedup_key.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x80
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    return str(uuid.UUID(bytes=bytes(digest)))
+    h = hashlib.sha256(dedup_key.encode()).hexdigest()
+    variant = "89ab"[int(h[16], 16) & 0x3]    # RFC 9562 variant bits 10xx
+    return f"{h[0:8]}-{h[8:12]}-8{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
+
+
+_second: list[Any] = [None, ""]   # the last whole second formatted: most messages share it with the one before
 
 
 def iso_utc(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-22T10:00:00.123Z``."""
+    whole = int(epoch)
+    micros = round((epoch - whole) * 1e6)   # as datetime rounds a float timestamp, then milliseconds truncate
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    if whole != _second[0]:
+        _second[0], _second[1] = whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_second[1]}.{micros // 1000:03d}Z"
 
 
 def device_ref(device: Device) -> dict[str, Any]:

@@ -14,6 +14,9 @@ import orjson
 FORMATS = ("native", "senml", "raw")
 
 
+_NUMBER = (int, float)  # a tuple: `int | float` would build a union object on every call
+
+
 def _epoch(ts: str | None) -> float | None:
     if not ts:
         return None
@@ -36,7 +39,7 @@ def senml_pack(message: dict[str, Any]) -> list[dict[str, Any]]:
         value = m["value"]
         if isinstance(value, bool):
             rec["vb"] = value
-        elif isinstance(value, int | float):
+        elif isinstance(value, _NUMBER):
             rec["v"] = value
         else:
             rec["vs"] = str(value)

@@ -36,6 +36,7 @@ class Pipeline:
         self._seen_ids = SeenWindow(dedup_window_s)
         self._seen_frames = SeenWindow(frame_window_s)
         self._js = js
+        self._decoded: dict[tuple[str, str], Any] = {}
 
     # --- steps -------------------------------------------------------------------------------
     def resolve(self, up: RawUplink) -> Device | None:
@@ -91,7 +92,11 @@ class Pipeline:
         msg_id = message_id(up.dedup_key)
         status = "none" if result is None and device.decoder is None else (
             "ok" if result is not None and result.ok else "error")
-        self._metrics.decoded.labels(device.decoder or "none", status).inc()
+        key = (device.decoder or "none", status)
+        counter = self._decoded.get(key)
+        if counter is None:   # labels() hashes and locks: resolve each child once
+            counter = self._decoded[key] = self._metrics.decoded.labels(*key)
+        counter.inc()
         message = build_message(
             msg_id=msg_id, received_at=up.received_at, measured_at=up.measured_at, device=device,
             network=up.network, payload=up.payload, decoder_version=decoder_version, result=result,

@@ -18,6 +18,9 @@ import structlog
 log = structlog.get_logger("iotd.registry.state")
 
 
+_NUMBER = (int, float)  # a tuple: `int | float` would build a union object on every call
+
+
 @dataclass(slots=True)
 class _Unknown:
     first_seen: datetime
@@ -45,7 +48,7 @@ def _best_radio(message: dict[str, Any]) -> tuple[int | None, float | None]:
     """The best RSSI and SNR among the gateways that heard the message (LoRaWAN only)."""
     radio = (message.get("network") or {}).get("radio") or []
     rssi = [r["rssi"] for r in radio if isinstance(r.get("rssi"), int)]
-    snr = [r["snr"] for r in radio if isinstance(r.get("snr"), int | float)]
+    snr = [r["snr"] for r in radio if isinstance(r.get("snr"), _NUMBER)]
     return (max(rssi) if rssi else None), (float(max(snr)) if snr else None)
 
 

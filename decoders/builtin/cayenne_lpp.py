@@ -30,6 +30,9 @@ MEASUREMENTS = (
 )
 
 
+_NUMBER = (int, float)  # a tuple: `int | float` would build a union object on every call
+
+
 def _int(b: bytes, signed: bool = False) -> int:
     return int.from_bytes(b, "big", signed=signed)
 
@@ -126,11 +129,11 @@ def normalize(data: dict[str, Any]) -> list[Measurement]:
         name, _, _channel = key.rpartition("_")
         if name == "gps" and isinstance(value, dict):
             for part in ("latitude", "longitude", "altitude"):
-                if isinstance(value.get(part), int | float):
+                if isinstance(value.get(part), _NUMBER):
                     out.append(Measurement(part, quantity(part).unit, value[part]))
             continue
         target = _NORMALIZED.get(name)
-        if target is not None and isinstance(value, int | float):
+        if target is not None and isinstance(value, _NUMBER):
             out.append(Measurement(target, quantity(target).unit, value))
     return out
 

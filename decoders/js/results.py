@@ -22,6 +22,8 @@ import orjson
 
 from decoders.contract import DecodeResult
 
+_NUMBER = (int, float)  # a tuple: `int | float` would build a union object on every call
+
 
 @dataclass(frozen=True, slots=True)
 class CallOutcome:
@@ -87,7 +89,7 @@ def shape_of(value: Any, returned: bool = True) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
+    if isinstance(value, _NUMBER):
         return "a number"
     if isinstance(value, str):
         return "a string"
