@@ -16,6 +16,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.run_distributor = False
     if args.distributor_only:
         settings.run_api = False
+    if args.processes > 1:
+        if args.api_only:
+            raise SystemExit("iotd serve: --processes is for intake and delivery; run --api-only as one process")
+        from distributor.supervisor import supervise
+
+        return supervise(settings, args.processes, ["--distributor-only"] if args.distributor_only else [])
     configure(settings.log_level, settings.log_format)
     try:
         service = Service(settings)
@@ -74,6 +80,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     only = p.add_mutually_exclusive_group()
     only.add_argument("--api-only", action="store_true", help="serve the REST API only (no intake, no delivery)")
     only.add_argument("--distributor-only", action="store_true", help="run intake and delivery without the REST API")
+    p.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="run N distributor processes sharing the ChirpStack subscription (default 1); "
+                        "process k > 0 serves /metrics on IOTD_HTTP_PORT + k")
     p.set_defaults(func=cmd_serve)
 
     admin = sub.add_parser("admin", help="installation tasks that need no API key")

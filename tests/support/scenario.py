@@ -88,7 +88,8 @@ async def publish_all(port: int, bodies: list[bytes], per_second: float | None =
 class ServiceProcess:
     """`iotd serve` as a child process, so a test can SIGKILL or SIGTERM it."""
 
-    def __init__(self, s: Settings) -> None:
+    def __init__(self, s: Settings, args: tuple[str, ...] = ()) -> None:
+        self.args = args
         self.port = free_port()
         self.env = {**os.environ, "IOTD_LOG_LEVEL": "warning"}
         for key, value in s.model_dump().items():
@@ -100,7 +101,7 @@ class ServiceProcess:
 
     def start(self) -> None:
         with self.log.open("ab") as err:  # a file, not a pipe: a chatty child must never block on it
-            self.proc = subprocess.Popen([sys.executable, "-m", "distributor.cli", "serve"], env=self.env,
+            self.proc = subprocess.Popen([sys.executable, "-m", "distributor.cli", "serve", *self.args], env=self.env,
                                          stdout=subprocess.DEVNULL, stderr=err)
 
     async def ready(self, timeout: float = 20) -> None:
