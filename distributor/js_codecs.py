@@ -83,6 +83,9 @@ class JsDecoders:
             fresh[decoder_id] = compiled
         self._compiled = fresh
 
+    def compiled(self) -> dict[str, CompiledDecoder]:
+        return dict(self._compiled)
+
     def get(self, decoder_id: str, organization_id: str) -> CompiledDecoder | None:
         found = self._compiled.get(decoder_id)
         if found is None or not found.record.usable_by(organization_id):

@@ -23,6 +23,7 @@ from distributor.delivery.spill import SpillStore
 from distributor.delivery.stats import StatsWriter
 from distributor.http_app import EmbeddedServer, create_app, start_http
 from distributor.js_codecs import JsDecoders
+from distributor.js_metrics import JsDecoderCollector
 from distributor.metrics import Metrics
 from distributor.pipeline import Pipeline
 from distributor.settings import Settings
@@ -115,6 +116,7 @@ class Service:
         await self.consumer_stats.start()
         self.js_decoders = JsDecoders()
         self.js_decoders.sync(self.cache.snapshot.js_decoders)
+        self.metrics.registry.register(JsDecoderCollector(self.js_decoders))
         self.pipeline = Pipeline(self.cache, self.dispatcher, self.state, self.metrics,
                                  dedup_window_s=s.dedup_window_s, js=self.js_decoders)
 

@@ -130,6 +130,9 @@ async def test_devices_decode_with_it_and_a_runaway_codec_is_an_error_not_an_out
     assert {"name": "temperature", "unit": "Cel", "value": 21.5} in by_name["good"]["measurements"]
     assert by_name["bad"]["decoder"]["status"] == "error" and by_name["bad"]["payload"]["raw"] == "ANcH"
     assert "timed out" in " ".join(by_name["bad"]["decoder"]["errors"])
+    metrics = api.service.metrics.render().decode()
+    assert 'iotd_js_decoder_timeouts_total{decoder="loop-js"} 1.0' in metrics
+    assert 'iotd_js_decoder_calls_total{decoder="good-js"}' in metrics
     r = await api.client.delete("/api/v1/decoders/good-js")
     assert r.status_code == 409 and "device" in r.json()["error"]
 
