@@ -62,6 +62,21 @@ async def _create_key(url: str, name: str, organization: str | None, role: str) 
         await pool.close()
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0 when the service at ``--url`` is ready (database and broker reachable), else 1."""
+    import httpx
+
+    try:
+        r = httpx.get(f"{args.url.rstrip('/')}/readyz", timeout=args.timeout)
+    except httpx.HTTPError as exc:
+        print(f"iotd check: {args.url} does not answer: {exc}")
+        return 1
+    body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+    for name, check in (body.get("checks") or {}).items():
+        print(f"{name}: {'ok' if check.get('ok') else 'FAILING ' + str(check.get('error', ''))}")
+    return 0 if r.status_code == 200 else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from distributor.demo import run_demo
     from distributor.logging import configure
@@ -84,6 +99,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="run N distributor processes sharing the ChirpStack subscription (default 1); "
                         "process k > 0 serves /metrics on IOTD_HTTP_PORT + k")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("check", help="exit 0 when a running service is ready (for container and systemd checks)")
+    p.add_argument("--url", default="http://127.0.0.1:8080", help="the service (default http://127.0.0.1:8080)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer")
+    p.set_defaults(func=cmd_check)
 
     admin = sub.add_parser("admin", help="installation tasks that need no API key")
     asub = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")

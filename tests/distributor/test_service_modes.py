@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -74,3 +75,19 @@ async def test_an_api_only_instance_takes_no_data_and_a_distributor_only_one_has
     finally:
         await dist_only.stop()
         await api_only.stop()
+
+
+async def test_check_says_ready_or_not(db: str) -> None:
+    running = service(db, run_api=False)
+    await running.start()
+    try:
+        ok = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "distributor.cli", "check", "--url",
+                                                      f"http://127.0.0.1:{running.http_port}"],
+                                     capture_output=True, text=True, timeout=30)
+        assert ok.returncode == 0 and "database: ok" in ok.stdout
+    finally:
+        await running.stop()
+    down = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "distributor.cli", "check", "--url",
+                                                    f"http://127.0.0.1:{running.http_port}", "--timeout", "2"],
+                                   capture_output=True, text=True, timeout=30)
+    assert down.returncode == 1 and "does not answer" in down.stdout
