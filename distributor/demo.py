@@ -33,6 +33,7 @@ from distributor.service import Service
 from distributor.settings import Settings
 from distributor.sources.chirpstack_mqtt import broker_address
 from registry import store
+from registry.api.keys import create_first_key
 from registry.db import create_pool, migrate
 from registry.secrets import SecretBox
 
@@ -73,8 +74,8 @@ async def _broker(settings: Settings) -> AsyncIterator[str]:
             yield url
 
 
-async def register(database_url: str, box: SecretBox, webhook_url: str, broker_url: str) -> str:
-    """Register the demo tenant; returns the organization id. Re-running reuses what exists."""
+async def register(database_url: str, box: SecretBox, webhook_url: str, broker_url: str) -> tuple[str, str]:
+    """Register the demo tenant (replacing an earlier one); returns its id and an admin API key for it."""
     pool = await create_pool(database_url)
     try:
         async with pool.acquire() as conn:
@@ -95,7 +96,8 @@ async def register(database_url: str, box: SecretBox, webhook_url: str, broker_u
                 url=f"mqtt://{host}:{port}/city/demo/{{device_name}}")
             await store.create_subscription(conn, consumer_id=hook, application_id=app)
             await store.create_subscription(conn, consumer_id=topic, application_id=app)
-        return org
+            key = await create_first_key(conn, "demo", organization_id=org)
+        return org, key
     finally:
         await pool.close()
 
@@ -165,7 +167,7 @@ async def run_demo(settings: Settings, duration_s: float | None, interval_s: flo
     async with _database(settings) as db_url, _broker(settings) as broker_url:
         settings.database_url, settings.mqtt_url = db_url, broker_url
         box = SecretBox(settings.secret_key)
-        await register(db_url, box, f"http://127.0.0.1:{webhook_port}/hook", broker_url)
+        _, api_key = await register(db_url, box, f"http://127.0.0.1:{webhook_port}/hook", broker_url)
         receiver = await _webhook_receiver(webhook_port, seen)
         service = Service(settings)
         try:
@@ -180,6 +182,8 @@ async def run_demo(settings: Settings, duration_s: float | None, interval_s: flo
         base = f"http://127.0.0.1:{service.http_port}"
         print(f"\niotd demo is running.\n  API docs : {base}/docs\n  metrics  : {base}/metrics\n"
               f"  ready    : {base}/readyz\n"
+              f"  API key  : {api_key}  (admin of Demo City; try:\n"
+              f"             curl -H 'Authorization: Bearer {api_key}' {base}/api/v1/devices)\n"
               f"  broker   : {broker_url} (ChirpStack topic application/+/device/+/event/+)\n"
               f"Decoded messages as the consumers receive them (Ctrl-C to stop):\n", flush=True)
         tasks = [asyncio.create_task(_topic_watcher(broker_url, seen)), asyncio.create_task(_feed(broker_url,
