@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import asyncpg
 import structlog
 
+from registry.periodic import run_every
+
 log = structlog.get_logger("iotd.registry.state")
 
 
@@ -106,15 +108,8 @@ class StateWriter:
 
     # --- background flushing ---------------------------------------------------------------
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="state-writer")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self.flush()
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("device state flush failed; will retry", error=str(exc))
+        self._task = asyncio.create_task(run_every(self._interval_s, self.flush, log, "device state flush"),
+                                         name="state-writer")
 
     async def flush(self) -> None:
         unknown, self._unknown = self._unknown, {}

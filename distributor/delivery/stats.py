@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 import asyncpg
 import structlog
 
+from registry.periodic import run_every
+
 log = structlog.get_logger("iotd.delivery.stats")
 
 
@@ -58,15 +60,8 @@ class StatsWriter:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="consumer-stats")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self.flush()
-            except Exception as exc:
-                log.warning("consumer stats flush failed", error=str(exc))
+        self._task = asyncio.create_task(run_every(self._interval_s, self.flush, log, "consumer stats flush"),
+                                         name="consumer-stats")
 
     async def flush(self) -> None:
         taken = {cid: s.take() for cid, s in self._source().items() if s.dirty}

@@ -32,6 +32,7 @@ from gmqtt import Client
 from gmqtt.mqtt.constants import UNLIMITED_RECONNECTS, MQTTv50
 from gmqtt.storage import PersistentStorage
 
+from distributor.mqtt_cork import cork
 from distributor.sinks.base import DeliveryError, Outgoing
 from registry.records import Consumer
 
@@ -244,6 +245,7 @@ class MqttSink:
                 return
 
     def _on_connect(self, client: Any, flags: int, rc: int, properties: dict[str, Any]) -> None:
+        cork(client)   # PUBLISHes of one loop turn go out in one write
         receive_maximum = (properties.get("receive_maximum") or [65535])[0]
         self._window.resize(max(1, min(MAX_IN_FLIGHT, receive_maximum - 1)))
         if self._lost is None or self._lost.done():

@@ -23,6 +23,7 @@ from gmqtt.mqtt.constants import MQTTv50
 
 from distributor.ack import finalizer_for
 from distributor.metrics import Metrics
+from distributor.mqtt_cork import cork
 from distributor.pipeline import Pipeline
 from distributor.sources.chirpstack import submit
 from distributor.sources.chirpstack_event import EventParseError
@@ -82,6 +83,7 @@ class ChirpStackMqttSource:
         await asyncio.wait_for(self._connected.wait(), timeout)
 
     def _on_connect(self, client: Client, flags: Any, rc: Any, properties: Any) -> None:
+        cork(client)   # PUBACKs of one loop turn go out in one write
         client.subscribe(self._topic, qos=1)
         self._connected.set()
         self._metrics.broker_connected.set(1)
