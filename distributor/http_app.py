@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from distributor.ack import finalizer_for
 from distributor.envelope import message_id
-from distributor.sources.base import RawUplink
+from distributor.uplink import RawUplink
 from distributor.sources.chirpstack import dedup_key, submit
 from distributor.sources.chirpstack_event import EventParseError
 from distributor.sources.chirpstack_parse import parse

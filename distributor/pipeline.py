@@ -18,7 +18,7 @@ from distributor.delivery.dispatcher import Dispatcher
 from distributor.envelope import build_message, message_id
 from distributor.js_codecs import JsDecoders
 from distributor.metrics import Metrics
-from distributor.sources.base import RawUplink
+from distributor.uplink import RawUplink
 from registry.cache import RegistryCache
 from registry.records import Device
 from registry.state_writer import StateWriter

@@ -6,7 +6,7 @@ from typing import Any
 
 from distributor.ack import Finalizer
 from distributor.pipeline import Pipeline
-from distributor.sources.base import RawUplink
+from distributor.uplink import RawUplink
 from distributor.sources.chirpstack_event import ChirpStackEvent
 
 

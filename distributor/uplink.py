@@ -1,4 +1,8 @@
-"""What every source hands the pipeline: a ``RawUplink`` carrying its own ``Finalizer``."""
+"""The uplink a source hands the pipeline: a ``RawUplink`` carrying its own ``Finalizer``.
+
+It lives beside the pipeline, not in ``sources``: data flows sources -> pipeline, and the pipeline
+only knows what it is fed.
+"""
 
 from __future__ import annotations
 
