@@ -94,14 +94,19 @@ def normalize(data: dict[str, Any]) -> list[Measurement]:
     return measurements_from(data, _NORMALIZED)
 
 
-def _decoder(device: DeviceType, measurements: tuple[str, ...], fields: Fields,
-             examples: tuple[Example, ...]) -> Decoder:
+def _decoder(device: DeviceType, measurements: tuple[str, ...], fields: Fields, examples: tuple[Example, ...],
+             normalized: Mapping[str, tuple[str, float]] = _NORMALIZED) -> Decoder:
+    """A Milesight model: the shared walker over the shared information channels plus the model's own,
+    and its native-to-vocabulary mapping (by default the family's)."""
     table: Fields = {**_INFO, **fields}
 
     def decode(payload: bytes, fport: int | None) -> DecodeResult:
         return _walk(payload, table)
 
-    return Decoder(device, measurements, (*examples, *_common_examples()), decode, normalize)
+    def normalize_model(data: dict[str, Any]) -> list[Measurement]:
+        return measurements_from(data, normalized)
+
+    return Decoder(device, measurements, (*examples, *_common_examples()), decode, normalize_model)
 
 
 def _device(slug: str, model: str, description: str) -> DeviceType:

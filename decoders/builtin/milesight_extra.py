@@ -14,18 +14,16 @@ from typing import Any
 from decoders.builtin.milesight import (
     _HISTORY,
     _HUMIDITY,
-    _INFO,
     _TEMPERATURE,
     Fields,
     Reader,
-    _common_examples,
+    _decoder,
     _device,
     _history,
     _int,
-    _walk,
 )
 from decoders.catalog import Decoder
-from decoders.contract import DecodeResult, DeviceType, Example, Measurement, measurements_from
+from decoders.contract import DeviceType, Example
 
 _SERIAL_6: Fields = {(0xFF, 0x08): (6, lambda b: {"sn": b.hex()})}  # WS series: 6-byte serial number
 _SENSOR_ERRORS = {0xFFFF: "collection failed", 0xFFFD: "out of range"}
@@ -44,19 +42,11 @@ def _checked(name: str, divisor: int = 1, signed: bool = False) -> Reader:
     return read
 
 
-def _decoder(device: DeviceType, fields: Fields, normalized: Mapping[str, tuple[str, float]],
-             examples: tuple[Example, ...]) -> Decoder:
-    """A Milesight model: the shared walker over the shared information channels plus the model's own."""
-    table: Fields = {**_INFO, **fields}
-
-    def decode(payload: bytes, fport: int | None) -> DecodeResult:
-        return _walk(payload, table)
-
-    def normalize(data: dict[str, Any]) -> list[Measurement]:
-        return measurements_from(data, normalized)
-
+def _model(device: DeviceType, fields: Fields, normalized: Mapping[str, tuple[str, float]],
+           examples: tuple[Example, ...]) -> Decoder:
+    """A Milesight model whose measurements are exactly what its own mapping names."""
     measurements = tuple(dict.fromkeys(name for name, _ in normalized.values()))
-    return Decoder(device, measurements, (*examples, *_common_examples()), decode, normalize)
+    return _decoder(device, measurements, fields, examples, normalized)
 
 
 _ALARMS = {0: "threshold alarm release", 1: "threshold alarm", 2: "mutation alarm"}
@@ -64,7 +54,7 @@ _SMTC_TEMPERATURE = _checked("temperature", 10, signed=True)
 _MOISTURE = _checked("moisture", 100)
 _EC = _checked("ec")
 
-EM500_SMTC = _decoder(
+EM500_SMTC = _model(
     _device("em500-smtc", "EM500-SMTC", "Soil moisture, temperature and electrical conductivity sensor"),
     {
         (0x03, 0x67): (2, _SMTC_TEMPERATURE),
@@ -108,7 +98,7 @@ EM500_SMTC = _decoder(
     ),
 )
 
-WS301 = _decoder(
+WS301 = _model(
     _device("ws301", "WS301", "Magnetic door / window contact with tamper detection"),
     {
         **_SERIAL_6,
@@ -127,7 +117,7 @@ WS301 = _decoder(
     ),
 )
 
-EM300_SLD = _decoder(
+EM300_SLD = _model(
     _device("em300-sld", "EM300-SLD", "Spot leak detector with temperature and humidity"),
     {
         **_TEMPERATURE,
@@ -151,7 +141,7 @@ EM300_SLD = _decoder(
     ),
 )
 
-WS202 = _decoder(
+WS202 = _model(
     _device("ws202", "WS202", "PIR motion sensor with daylight detection"),
     {
         **_SERIAL_6,
