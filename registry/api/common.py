@@ -35,6 +35,10 @@ class Paging:
         self.limit = limit
         self.offset = offset
 
+    def result(self, items: list[Any], total: int) -> dict[str, Any]:
+        """The ``Page`` answer for one page of ``items`` out of ``total``."""
+        return {"items": items, "total": total, "limit": self.limit, "offset": self.offset}
+
 
 def etag(version: int) -> str:
     return f'"{version}"'
@@ -96,28 +100,34 @@ class Table:
                                 f" LIMIT {paging.limit} OFFSET {paging.offset}", *w.params)
         return [dict(r) for r in rows], int(total)
 
-    async def update(self, conn: asyncpg.Connection, who: Principal, object_id: UUID, changes: dict[str, Any],
-                     if_match: str | None, shown: Any) -> dict[str, Any]:
-        """Apply ``changes`` (column -> value) under the version check; audited. Returns the new row."""
-        before = await self.get(conn, who, object_id, lock=True)
+    async def read(self, pool: asyncpg.Pool, who: Principal, object_id: UUID | str,
+                   response: Response) -> dict[str, Any]:
+        """One object for a GET, with its version as the ETag."""
+        async with pool.acquire() as conn:
+            row = await self.get(conn, who, object_id)
+        with_etag(response, row["version"])
+        return row
+
+    async def update(self, conn: asyncpg.Connection, who: Principal, before: dict[str, Any],
+                     changes: dict[str, Any], if_match: str | None, shown: Any) -> dict[str, Any]:
+        """Apply ``changes`` (column -> value) to ``before``, the row the caller read with ``lock=True``,
+        under the version check; audited. Returns the new row."""
         check_if_match(if_match, before["version"])
+        object_id = str(before["id"])
         if changes:
             sets = ", ".join(f"{col} = ${i + 2}" for i, col in enumerate(changes))
             await conn.execute(f"UPDATE {self.table} SET {sets}, version = version + 1, updated_at = now()"
-                               f" WHERE id = $1", str(object_id), *changes.values())
+                               f" WHERE id = $1", object_id, *changes.values())
         after = await self.get(conn, who, object_id)
-        await audit.record(conn, actor=who.actor, actor_key_id=who.key_id, action="update", resource=self.resource,
-                           resource_id=str(object_id), organization_id=_org(before), before=shown(before),
-                           after=shown(after))
+        await audited(conn, who, "update", self.resource, object_id, _org(before), shown(before), shown(after))
         return after
 
-    async def delete(self, conn: asyncpg.Connection, who: Principal, object_id: UUID, if_match: str | None,
+    async def delete(self, conn: asyncpg.Connection, who: Principal, before: dict[str, Any], if_match: str | None,
                      shown: Any) -> None:
-        before = await self.get(conn, who, object_id, lock=True)
+        """Delete ``before``, the row the caller read with ``lock=True``, under the version check; audited."""
         check_if_match(if_match, before["version"])
-        await conn.execute(f"DELETE FROM {self.table} WHERE id = $1", str(object_id))
-        await audit.record(conn, actor=who.actor, actor_key_id=who.key_id, action="delete", resource=self.resource,
-                           resource_id=str(object_id), organization_id=_org(before), before=shown(before))
+        await conn.execute(f"DELETE FROM {self.table} WHERE id = $1", str(before["id"]))
+        await audited(conn, who, "delete", self.resource, str(before["id"]), _org(before), shown(before))
 
 
 def _org(row: dict[str, Any]) -> str | None:
@@ -125,10 +135,17 @@ def _org(row: dict[str, Any]) -> str | None:
     return str(org) if org is not None else None
 
 
+async def audited(conn: asyncpg.Connection, who: Principal, action: str, resource: str, resource_id: str | None,
+                  organization_id: str | None, before: dict[str, Any] | None = None,
+                  after: dict[str, Any] | None = None) -> None:
+    """An audit-log row naming the calling key, in the caller's transaction."""
+    await audit.record(conn, actor=who.actor, actor_key_id=who.key_id, action=action, resource=resource,
+                       resource_id=resource_id, organization_id=organization_id, before=before, after=after)
+
+
 async def audit_create(conn: asyncpg.Connection, who: Principal, resource: str, row: dict[str, Any],
                        shown: dict[str, Any]) -> None:
-    await audit.record(conn, actor=who.actor, actor_key_id=who.key_id, action="create", resource=resource,
-                       resource_id=str(row["id"]), organization_id=_org(row), after=shown)
+    await audited(conn, who, "create", resource, str(row["id"]), _org(row), after=shown)
 
 
 def with_etag(response: Response, version: int) -> None:

@@ -17,11 +17,10 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from registry.api.auth import IfMatch, Who
-from registry.api.common import Page, Paging, Stamped, Table, Where, audit_create, changes_of, with_etag
+from registry.api.common import Page, Paging, Stamped, Table, Where, audit_create, audited, changes_of, with_etag
 from registry.api.context import ApiContext
 from registry.api.errors import ApiError, not_found
 from registry.api.organizations import require_organization
-from registry.audit import record
 from registry.secrets import new_token
 
 Format = Literal["native", "senml", "raw"]
@@ -194,21 +193,17 @@ def routes(ctx: ApiContext) -> APIRouter:
             w = w.add("t.kind = {}", kind)
         async with ctx.pool.acquire() as conn:
             items, total = await CONSUMERS.page(conn, who, w, paging, order="t.name, t.id")
-        return {"items": [consumer_out(i) for i in items], "total": total, "limit": paging.limit,
-                "offset": paging.offset}
+        return paging.result([consumer_out(i) for i in items], total)
 
     @r.get("/consumers/{consumer_id}", response_model=Consumer, tags=["consumers"])
     async def get_consumer(consumer_id: UUID, who: Who, response: Response) -> dict[str, Any]:
-        async with ctx.pool.acquire() as conn:
-            row = await CONSUMERS.get(conn, who, consumer_id)
-        with_etag(response, row["version"])
-        return consumer_out(row)
+        return consumer_out(await CONSUMERS.read(ctx.pool, who, consumer_id, response))
 
     @r.patch("/consumers/{consumer_id}", response_model=Consumer, tags=["consumers"])
     async def update_consumer(consumer_id: UUID, body: ConsumerPatch, who: Who, response: Response,
                               if_match: IfMatch = None) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            current = await CONSUMERS.get(conn, who, consumer_id)
+            current = await CONSUMERS.get(conn, who, consumer_id, lock=True)
             who.require("write")
             changes = changes_of(body, nullable=frozenset({"secret", "headers"}))
             if "url" in changes:
@@ -219,16 +214,16 @@ def routes(ctx: ApiContext) -> APIRouter:
             if "headers" in changes:
                 headers = changes.pop("headers")
                 changes["headers_enc"] = ctx.box.encrypt(orjson.dumps(headers).decode()) if headers else None
-            row = await CONSUMERS.update(conn, who, consumer_id, changes, if_match, consumer_shown)
+            row = await CONSUMERS.update(conn, who, current, changes, if_match, consumer_shown)
         with_etag(response, row["version"])
         return consumer_out(row)
 
     @r.delete("/consumers/{consumer_id}", status_code=204, tags=["consumers"])
     async def delete_consumer(consumer_id: UUID, who: Who, if_match: IfMatch = None) -> Response:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            await CONSUMERS.get(conn, who, consumer_id)
+            before = await CONSUMERS.get(conn, who, consumer_id, lock=True)
             who.require("write")
-            await CONSUMERS.delete(conn, who, consumer_id, if_match, consumer_shown)
+            await CONSUMERS.delete(conn, who, before, if_match, consumer_shown)
         return Response(status_code=204)
 
     @r.post("/consumers/{consumer_id}/rotate-secret", response_model=ConsumerSecret, tags=["consumers"],
@@ -240,9 +235,8 @@ def routes(ctx: ApiContext) -> APIRouter:
             secret = new_token("iotd_ws")
             await conn.execute("UPDATE consumers SET secret_enc = $2, version = version + 1, updated_at = now()"
                                " WHERE id = $1", str(consumer_id), ctx.box.encrypt(secret))
-            await record(conn, actor=who.actor, actor_key_id=who.key_id, action="rotate", resource="consumer",
-                         resource_id=str(consumer_id), organization_id=str(row["organization_id"]),
-                         after={"secret": "rotated"})
+            await audited(conn, who, "rotate", "consumer", str(consumer_id), str(row["organization_id"]),
+                          after={"secret": "rotated"})
         return {"secret": secret}
 
     @r.post("/subscriptions", status_code=201, response_model=Subscription, tags=["subscriptions"])
@@ -276,21 +270,18 @@ def routes(ctx: ApiContext) -> APIRouter:
             w = w.add("t.decoder = {}", decoder)
         async with ctx.pool.acquire() as conn:
             items, total = await SUBSCRIPTIONS.page(conn, who, w, paging)
-        return {"items": items, "total": total, "limit": paging.limit, "offset": paging.offset}
+        return paging.result(items, total)
 
     @r.get("/subscriptions/{subscription_id}", response_model=Subscription, tags=["subscriptions"])
     async def get_subscription(subscription_id: UUID, who: Who, response: Response) -> dict[str, Any]:
-        async with ctx.pool.acquire() as conn:
-            row = await SUBSCRIPTIONS.get(conn, who, subscription_id)
-        with_etag(response, row["version"])
-        return row
+        return await SUBSCRIPTIONS.read(ctx.pool, who, subscription_id, response)
 
     @r.delete("/subscriptions/{subscription_id}", status_code=204, tags=["subscriptions"])
     async def delete_subscription(subscription_id: UUID, who: Who, if_match: IfMatch = None) -> Response:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            await SUBSCRIPTIONS.get(conn, who, subscription_id)
+            before = await SUBSCRIPTIONS.get(conn, who, subscription_id, lock=True)
             who.require("write")
-            await SUBSCRIPTIONS.delete(conn, who, subscription_id, if_match, subscription_shown)
+            await SUBSCRIPTIONS.delete(conn, who, before, if_match, subscription_shown)
         return Response(status_code=204)
 
     return r

@@ -22,16 +22,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from decoders import catalog
 from decoders.js.trial import try_codec as run_test
 from registry.api.auth import IfMatch, Principal, Who
-from registry.api.common import Page, Paging, check_if_match, with_etag
+from registry.api.common import Page, Paging, audited, check_if_match, with_etag
 from registry.api.context import ApiContext
 from registry.api.errors import ApiError, not_found
 from registry.api.organizations import require_organization
-from registry.audit import record
 from registry.js_store import check_codec, check_id, examples_from, upsert
 
 Dialect = Literal["ttn", "chirpstack-v4", "chirpstack-v3", "os2iot"]
-_JS_COLUMNS = ("id, organization_id, vendor, model, description, dialect, source, examples, timeout_ms, origin,"
-               " created_at, updated_at, version")
+_JS_LIST_COLUMNS = "id, organization_id, vendor, model, description, dialect, version"  # what a list shows
+_JS_COLUMNS = f"{_JS_LIST_COLUMNS}, source, examples, timeout_ms, origin, created_at, updated_at"
 
 
 class DecoderInfo(BaseModel):
@@ -190,7 +189,7 @@ def routes(ctx: ApiContext) -> APIRouter:
             found += [_builtin(d) for d in catalog.load_all().values()]
         if kind in (None, "javascript"):
             async with ctx.pool.acquire() as conn:
-                rows = await conn.fetch(f"SELECT {_JS_COLUMNS} FROM js_decoders WHERE organization_id IS NULL"
+                rows = await conn.fetch(f"SELECT {_JS_LIST_COLUMNS} FROM js_decoders WHERE organization_id IS NULL"
                                         " OR $1::uuid IS NULL OR organization_id = $1::uuid ORDER BY id",
                                         who.organization_id)
             found += [_js(dict(x)) for x in rows]
@@ -198,7 +197,7 @@ def routes(ctx: ApiContext) -> APIRouter:
             needle = q.lower()
             found = [d for d in found if needle in f"{d['id']} {d['vendor']} {d['model']}".lower()]
         items = found[paging.offset:paging.offset + paging.limit]
-        return {"items": items, "total": len(found), "limit": paging.limit, "offset": paging.offset}
+        return paging.result(items, len(found))
 
     @r.get("/decoders/{decoder_id}", response_model=DecoderDetail)
     async def get_decoder(decoder_id: str, who: Who, response: Response) -> dict[str, Any]:
@@ -234,8 +233,7 @@ def routes(ctx: ApiContext) -> APIRouter:
                          timeout_ms=body.timeout_ms, vendor=body.vendor, model=body.model,
                          description=body.description)
             row = await _get_js(conn, who, body.id)
-            await record(conn, actor=who.actor, actor_key_id=who.key_id, action="create", resource="decoder",
-                         resource_id=body.id, organization_id=_org(row), after=_audit_view(row))
+            await audited(conn, who, "create", "decoder", body.id, _org(row), after=_audit_view(row))
         with_etag(response, row["version"])
         return _js(row)
 
@@ -262,9 +260,7 @@ def routes(ctx: ApiContext) -> APIRouter:
                 decoder_id, merged["vendor"], merged["model"], merged["description"], checked.dialect,
                 merged["source"], merged["examples"], merged["timeout_ms"])
             after = await _get_js(conn, who, decoder_id)
-            await record(conn, actor=who.actor, actor_key_id=who.key_id, action="update", resource="decoder",
-                         resource_id=decoder_id, organization_id=_org(row), before=_audit_view(row),
-                         after=_audit_view(after))
+            await audited(conn, who, "update", "decoder", decoder_id, _org(row), _audit_view(row), _audit_view(after))
         with_etag(response, after["version"])
         return _js(after)
 
@@ -280,8 +276,7 @@ def routes(ctx: ApiContext) -> APIRouter:
             if used:
                 raise ApiError(409, f"{used} device(s) use this decoder; give them another decoder first")
             await conn.execute("DELETE FROM js_decoders WHERE id = $1", decoder_id)
-            await record(conn, actor=who.actor, actor_key_id=who.key_id, action="delete", resource="decoder",
-                         resource_id=decoder_id, organization_id=_org(row), before=_audit_view(row))
+            await audited(conn, who, "delete", "decoder", decoder_id, _org(row), before=_audit_view(row))
         return Response(status_code=204)
 
     @r.post("/decoders/{decoder_id}/test", response_model=TestResult, responses={429: {"description": "slow down"}},

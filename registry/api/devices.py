@@ -12,11 +12,10 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from registry.api.auth import IfMatch, Principal, Who
-from registry.api.common import Page, Paging, Stamped, Table, Where, audit_create, search_pattern, with_etag
+from registry.api.common import Page, Paging, Stamped, Table, Where, audit_create, audited, search_pattern, with_etag
 from registry.api.context import ApiContext
 from registry.api.decoders import decoder_usable
 from registry.api.errors import ApiError, not_found
-from registry.audit import record
 from registry.device_rules import KEYED_KINDS, clean_device
 from registry.secrets import SecretBox, hash_token, new_token
 
@@ -194,20 +193,17 @@ def routes(ctx: ApiContext) -> APIRouter:
                       pat, pat, pat, pat)
         async with ctx.pool.acquire() as conn:
             items, total = await DEVICES.page(conn, who, w, paging, order="t.name, t.id")
-        return {"items": items, "total": total, "limit": paging.limit, "offset": paging.offset}
+        return paging.result(items, total)
 
     @r.get("/devices/{device_id}", response_model=Device)
     async def get_device(device_id: UUID, who: Who, response: Response) -> dict[str, Any]:
-        async with ctx.pool.acquire() as conn:
-            row = await DEVICES.get(conn, who, device_id)
-        with_etag(response, row["version"])
-        return row
+        return await DEVICES.read(ctx.pool, who, device_id, response)
 
     @r.patch("/devices/{device_id}", response_model=Device)
     async def update_device(device_id: UUID, body: DevicePatch, who: Who, response: Response,
                             if_match: IfMatch = None) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            current = await DEVICES.get(conn, who, device_id)
+            current = await DEVICES.get(conn, who, device_id, lock=True)
             who.require("write")
             given = body.model_dump(exclude_unset=True)
             if given.get("name", "") is None or given.get("tags", {}) is None or given.get("metadata", {}) is None:
@@ -217,16 +213,16 @@ def routes(ctx: ApiContext) -> APIRouter:
             changes = {k: merged[k] for k in given if k in _EDITABLE}
             if given.get("app_key"):
                 changes["app_key_enc"] = ctx.box.encrypt(merged["app_key"])
-            row = await DEVICES.update(conn, who, device_id, changes, if_match, device_shown)
+            row = await DEVICES.update(conn, who, current, changes, if_match, device_shown)
         with_etag(response, row["version"])
         return row
 
     @r.delete("/devices/{device_id}", status_code=204)
     async def delete_device(device_id: UUID, who: Who, if_match: IfMatch = None) -> Response:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            await DEVICES.get(conn, who, device_id)
+            before = await DEVICES.get(conn, who, device_id, lock=True)
             who.require("write")
-            await DEVICES.delete(conn, who, device_id, if_match, device_shown)
+            await DEVICES.delete(conn, who, before, if_match, device_shown)
         return Response(status_code=204)
 
     @r.post("/devices/{device_id}/rotate-ingest-key", response_model=IngestKey,
@@ -240,9 +236,8 @@ def routes(ctx: ApiContext) -> APIRouter:
             key = new_token("iotd_ik")
             await conn.execute("UPDATE devices SET ingest_key_hash = $2, version = version + 1, updated_at = now()"
                                " WHERE id = $1", str(device_id), hash_token(key))
-            await record(conn, actor=who.actor, actor_key_id=who.key_id, action="rotate", resource="device",
-                         resource_id=str(device_id), organization_id=str(row["organization_id"]),
-                         after={"ingest_key": "rotated"})
+            await audited(conn, who, "rotate", "device", str(device_id), str(row["organization_id"]),
+                          after={"ingest_key": "rotated"})
         return {"ingest_key": key}
 
     @r.get("/devices/{device_id}/latest", response_model=Latest, summary="The latest message and device state")

@@ -144,7 +144,7 @@ def routes(ctx: ApiContext) -> APIRouter:
         w = Where() if organization_id is None else Where().add("t.organization_id = {}", str(organization_id))
         async with ctx.pool.acquire() as conn:
             items, total = await KEYS.page(conn, who, w, paging)
-        return {"items": items, "total": total, "limit": paging.limit, "offset": paging.offset}
+        return paging.result(items, total)
 
     @r.get("/api-keys/{key_id}", response_model=ApiKey, tags=["api-keys"])
     async def get_key(key_id: UUID, who: Who) -> dict[str, Any]:
@@ -157,9 +157,9 @@ def routes(ctx: ApiContext) -> APIRouter:
             summary="Revoke a key; it stops working at once")
     async def revoke_key(key_id: UUID, who: Who) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            await KEYS.get(conn, who, key_id)
+            before = await KEYS.get(conn, who, key_id, lock=True)
             who.require("admin")
-            row = await KEYS.update(conn, who, key_id, {"revoked_at": datetime.now().astimezone()}, None, key_shown)
+            row = await KEYS.update(conn, who, before, {"revoked_at": datetime.now().astimezone()}, None, key_shown)
         return row
 
     @r.post("/users", status_code=201, response_model=User, tags=["users"])
@@ -182,34 +182,31 @@ def routes(ctx: ApiContext) -> APIRouter:
         w = Where() if organization_id is None else Where().add("t.organization_id = {}", str(organization_id))
         async with ctx.pool.acquire() as conn:
             items, total = await USERS.page(conn, who, w, paging, order="t.name, t.id")
-        return {"items": items, "total": total, "limit": paging.limit, "offset": paging.offset}
+        return paging.result(items, total)
 
     @r.get("/users/{user_id}", response_model=User, tags=["users"])
     async def get_user(user_id: UUID, who: Who, response: Response) -> dict[str, Any]:
-        async with ctx.pool.acquire() as conn:
-            row = await USERS.get(conn, who, user_id)
-        with_etag(response, row["version"])
-        return row
+        return await USERS.read(ctx.pool, who, user_id, response)
 
     @r.patch("/users/{user_id}", response_model=User, tags=["users"])
     async def update_user(user_id: UUID, body: UserPatch, who: Who, response: Response,
                           if_match: IfMatch = None) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            current = await USERS.get(conn, who, user_id)
+            current = await USERS.get(conn, who, user_id, lock=True)
             changes = changes_of(body)
             check_grant(who, current["organization_id"], changes.get("role", "read"))
             if "email" in changes:
                 changes["email"] = changes["email"].lower()
-            row = await USERS.update(conn, who, user_id, changes, if_match, user_shown)
+            row = await USERS.update(conn, who, current, changes, if_match, user_shown)
         with_etag(response, row["version"])
         return row
 
     @r.delete("/users/{user_id}", status_code=204, tags=["users"])
     async def delete_user(user_id: UUID, who: Who, if_match: IfMatch = None) -> Response:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            current = await USERS.get(conn, who, user_id)
+            current = await USERS.get(conn, who, user_id, lock=True)
             check_grant(who, current["organization_id"], "read")
-            await USERS.delete(conn, who, user_id, if_match, user_shown)
+            await USERS.delete(conn, who, current, if_match, user_shown)
         return Response(status_code=204)
 
     return r

@@ -3,20 +3,21 @@ dead letters (inspect, replay, discard), unknown devices (and registering one), 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
+import asyncpg
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from registry.api.auth import Principal, Who
-from registry.api.common import Page, Paging, Where, audit_create, search_pattern
+from registry.api.common import Page, Paging, Where, audit_create, audited, search_pattern
 from registry.api.consumers import CONSUMERS
 from registry.api.context import ApiContext
 from registry.api.devices import DEVICES, DeviceCreated, check_application, device_shown, insert_device
 from registry.api.errors import ApiError, not_found
-from registry.audit import record
 from registry.dead_letters import DeadLetterFilter, discard, get_dead_letter, list_dead_letters, replay
 from registry.device_rules import clean_device
 from registry.store import normalize_eui
@@ -134,7 +135,7 @@ def routes(ctx: ApiContext) -> APIRouter:
             where, params = f.where()
             total = await conn.fetchval("SELECT count(*) FROM dead_letters d JOIN consumers c ON c.id = d.consumer_id"
                                         f" WHERE {where}", *params)
-        return {"items": items, "total": total, "limit": paging.limit, "offset": paging.offset}
+        return paging.result(items, total)
 
     @r.get("/dead-letters/{dead_letter_id}", response_model=DeadLetterDetail, tags=["dead-letters"],
            summary="One dead letter with the message and every attempt")
@@ -145,28 +146,24 @@ def routes(ctx: ApiContext) -> APIRouter:
             raise not_found("dead letter")
         return row
 
+    async def act_on(who: Principal, body: DeadLetterSelection, action: str,
+                     act: Callable[[asyncpg.Connection, DeadLetterFilter], Awaitable[int]]) -> dict[str, int]:
+        who.require("write")
+        f = selection(who, body)
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            n = await act(conn, f)
+            await audited(conn, who, action, "dead_letters", None, who.organization_id,
+                          after={**body.model_dump(mode="json"), "count": n})
+        return {"count": n}
+
     @r.post("/dead-letters/replay", response_model=Affected, tags=["dead-letters"],
             summary="Send dead letters again (one, several, a consumer's, or all)")
     async def replay_dead_letters(body: DeadLetterSelection, who: Who) -> dict[str, int]:
-        who.require("write")
-        f = selection(who, body)
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            n = await replay(conn, f)
-            await record(conn, actor=who.actor, actor_key_id=who.key_id, action="replay", resource="dead_letters",
-                         resource_id=None, organization_id=who.organization_id,
-                         after={**body.model_dump(mode="json"), "count": n})
-        return {"count": n}
+        return await act_on(who, body, "replay", replay)
 
     @r.post("/dead-letters/discard", response_model=Affected, tags=["dead-letters"])
     async def discard_dead_letters(body: DeadLetterSelection, who: Who) -> dict[str, int]:
-        who.require("write")
-        f = selection(who, body)
-        async with ctx.pool.acquire() as conn, conn.transaction():
-            n = await discard(conn, f)
-            await record(conn, actor=who.actor, actor_key_id=who.key_id, action="discard", resource="dead_letters",
-                         resource_id=None, organization_id=who.organization_id,
-                         after={**body.model_dump(mode="json"), "count": n})
-        return {"count": n}
+        return await act_on(who, body, "discard", discard)
 
     @r.get("/unknown-devices", response_model=Page[UnknownDevice], tags=["devices"],
            summary="Devices that sent data but are not registered (global keys: they belong to no tenant yet)")
@@ -179,7 +176,7 @@ def routes(ctx: ApiContext) -> APIRouter:
             total = await conn.fetchval(f"SELECT count(*) FROM unknown_devices WHERE {w.sql()}", *w.params)
             rows = await conn.fetch(f"SELECT * FROM unknown_devices WHERE {w.sql()} ORDER BY last_seen DESC"
                                     f" LIMIT {paging.limit} OFFSET {paging.offset}", *w.params)
-        return {"items": [dict(x) for x in rows], "total": total, "limit": paging.limit, "offset": paging.offset}
+        return paging.result([dict(x) for x in rows], total)
 
     @r.post("/unknown-devices/{dev_eui}/register", status_code=201, response_model=DeviceCreated, tags=["devices"],
             summary="Register an unknown LoRaWAN device in one step")
@@ -220,7 +217,7 @@ def routes(ctx: ApiContext) -> APIRouter:
             total = await conn.fetchval(f"SELECT count(*) FROM audit_log WHERE {w.sql()}", *w.params)
             rows = await conn.fetch(f"SELECT * FROM audit_log WHERE {w.sql()} ORDER BY at DESC, id DESC"
                                     f" LIMIT {paging.limit} OFFSET {paging.offset}", *w.params)
-        return {"items": [dict(x) for x in rows], "total": total, "limit": paging.limit, "offset": paging.offset}
+        return paging.result([dict(x) for x in rows], total)
 
     return r
 

@@ -138,22 +138,19 @@ def routes(ctx: ApiContext) -> APIRouter:
             w = w.add("t.name ILIKE {}", search_pattern(q))
         async with ctx.pool.acquire() as conn:
             items, total = await ORGANIZATIONS.page(conn, who, w, paging, order="t.name, t.id")
-        return {"items": items, "total": total, "limit": paging.limit, "offset": paging.offset}
+        return paging.result(items, total)
 
     @r.get("/organizations/{organization_id}", response_model=Organization, tags=["organizations"])
     async def get_organization(organization_id: UUID, who: Who, response: Response) -> dict[str, Any]:
-        async with ctx.pool.acquire() as conn:
-            row = await ORGANIZATIONS.get(conn, who, organization_id)
-        with_etag(response, row["version"])
-        return row
+        return await ORGANIZATIONS.read(ctx.pool, who, organization_id, response)
 
     @r.patch("/organizations/{organization_id}", response_model=Organization, tags=["organizations"])
     async def update_organization(organization_id: UUID, body: OrganizationPatch, who: Who, response: Response,
                                   if_match: IfMatch = None) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            await ORGANIZATIONS.get(conn, who, organization_id)
+            before = await ORGANIZATIONS.get(conn, who, organization_id, lock=True)
             who.require("admin")
-            row = await ORGANIZATIONS.update(conn, who, organization_id, changes_of(body),
+            row = await ORGANIZATIONS.update(conn, who, before, changes_of(body),
                                              if_match, organization_shown)
         with_etag(response, row["version"])
         return row
@@ -162,10 +159,10 @@ def routes(ctx: ApiContext) -> APIRouter:
               summary="Delete an organization and everything in it (global admin)")
     async def delete_organization(organization_id: UUID, who: Who, if_match: IfMatch = None) -> Response:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            await ORGANIZATIONS.get(conn, who, organization_id)
+            before = await ORGANIZATIONS.get(conn, who, organization_id, lock=True)
             if not who.is_global_admin:
                 raise ApiError(403, "only a global admin key can delete organizations")
-            await ORGANIZATIONS.delete(conn, who, organization_id, if_match, organization_shown)
+            await ORGANIZATIONS.delete(conn, who, before, if_match, organization_shown)
         return Response(status_code=204)
 
     @r.post("/applications", status_code=201, response_model=Application, tags=["applications"])
@@ -199,22 +196,19 @@ def routes(ctx: ApiContext) -> APIRouter:
             w = w.add("(t.name ILIKE {} OR t.owner ILIKE {})", search_pattern(q), search_pattern(q))
         async with ctx.pool.acquire() as conn:
             items, total = await APPLICATIONS.page(conn, who, w, paging, order="t.name, t.id")
-        return {"items": items, "total": total, "limit": paging.limit, "offset": paging.offset}
+        return paging.result(items, total)
 
     @r.get("/applications/{application_id}", response_model=Application, tags=["applications"])
     async def get_application(application_id: UUID, who: Who, response: Response) -> dict[str, Any]:
-        async with ctx.pool.acquire() as conn:
-            row = await APPLICATIONS.get(conn, who, application_id)
-        with_etag(response, row["version"])
-        return row
+        return await APPLICATIONS.read(ctx.pool, who, application_id, response)
 
     @r.patch("/applications/{application_id}", response_model=Application, tags=["applications"])
     async def update_application(application_id: UUID, body: ApplicationPatch, who: Who, response: Response,
                                  if_match: IfMatch = None) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            await APPLICATIONS.get(conn, who, application_id)
+            before = await APPLICATIONS.get(conn, who, application_id, lock=True)
             who.require("write")
-            row = await APPLICATIONS.update(conn, who, application_id, changes_of(body),
+            row = await APPLICATIONS.update(conn, who, before, changes_of(body),
                                             if_match, application_shown)
         with_etag(response, row["version"])
         return row
@@ -223,9 +217,9 @@ def routes(ctx: ApiContext) -> APIRouter:
               summary="Delete an application and its devices")
     async def delete_application(application_id: UUID, who: Who, if_match: IfMatch = None) -> Response:
         async with ctx.pool.acquire() as conn, conn.transaction():
-            await APPLICATIONS.get(conn, who, application_id)
+            before = await APPLICATIONS.get(conn, who, application_id, lock=True)
             who.require("write")
-            await APPLICATIONS.delete(conn, who, application_id, if_match, application_shown)
+            await APPLICATIONS.delete(conn, who, before, if_match, application_shown)
         return Response(status_code=204)
 
     return r
