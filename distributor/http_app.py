@@ -21,11 +21,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from distributor.ack import finalizer_for
 from distributor.envelope import message_id
-from distributor.uplink import RawUplink
 from distributor.sources.chirpstack import dedup_key, submit
 from distributor.sources.chirpstack_event import EventParseError
 from distributor.sources.chirpstack_parse import parse
 from distributor.sources.http_ingest import IngestError, ingest_key, parse_body
+from distributor.uplink import RawUplink
 from registry.api import create_api_router, install_error_handlers
 from registry.secrets import hash_token
 

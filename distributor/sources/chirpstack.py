@@ -6,8 +6,8 @@ from typing import Any
 
 from distributor.ack import Finalizer
 from distributor.pipeline import Pipeline
-from distributor.uplink import RawUplink
 from distributor.sources.chirpstack_event import ChirpStackEvent
+from distributor.uplink import RawUplink
 
 
 def uplink_network(ev: ChirpStackEvent) -> dict[str, Any]:
