@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from decoders.contract import DecodeResult, Measurement
-from decoders.js import JsCodec, JsCompileError, Limits
+from decoders.js import Dialect, JsCodec, JsCompileError, Limits
 from decoders.js.trial import measurements_of
 from registry.records import Device, JsDecoderRecord
 
@@ -39,7 +39,8 @@ class CompiledDecoder:
         if self.codec is None:
             return DecodeResult(errors=[f"the decoder does not compile: {self.error}"]), []
         key = device.organization_id if self.record.organization_id is None else None
-        result = self.codec.decode(payload, fport, variables=device.tags, event=event, device=device_record(device),
+        record = device_record(device) if self.codec.dialect is Dialect.OS2IOT else None  # only OS2iot reads it
+        result = self.codec.decode(payload, fport, variables=device.tags, event=event, device=record,
                                    recv_time=datetime.fromtimestamp(received_at, UTC) if received_at else None,
                                    isolation_key=key)
         if not result.ok:
