@@ -25,7 +25,7 @@ from typing import Any
 import quickjs
 
 from decoders.js.dialects import Dialect
-from decoders.js.examples import CodecExample
+from decoders.js.examples import CodecExample, examples_in
 from decoders.js.spec import CodecSpec
 
 TEST_KINDS = (("test_decode_", "decodeUplink"), ("test_encode_", "encodeDownlink"))
@@ -96,13 +96,7 @@ def _examples(codecs_dir: Path, stem: str) -> tuple[CodecExample, ...]:
             raise ValueError(f"{path.name}: {exc}") from None
         if not isinstance(tests, list):
             raise ValueError(f"{path.name} is not a list of tests")
-        for index, raw in enumerate(tests):
-            if not isinstance(raw, Mapping):
-                raise ValueError(f"{path.name} test {index + 1} is not an object")
-            try:
-                examples.append(CodecExample.from_mapping(raw, routine))
-            except ValueError as exc:
-                raise ValueError(f"{path.name} test {index + 1}: {exc}") from None
+        examples += examples_in(tests, routine, f"{path.name} test")
     return tuple(examples)
 
 

@@ -11,7 +11,7 @@ compare by value (1 equals 1.0), but a boolean never equals a number.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -49,6 +49,19 @@ class CodecExample:
             output=output,
             normalized_output=normalized if isinstance(normalized, Mapping) else None,
         )
+
+
+def examples_in(items: Iterable[Any], routine: str, label: str) -> list[CodecExample]:
+    """The examples of one repository file or section; a ValueError names ``label`` and the position."""
+    out: list[CodecExample] = []
+    for index, raw in enumerate(items):
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"{label} {index + 1} is not an object")
+        try:
+            out.append(CodecExample.from_mapping(raw, routine))
+        except ValueError as exc:
+            raise ValueError(f"{label} {index + 1}: {exc}") from None
+    return out
 
 
 @dataclass(frozen=True, slots=True)

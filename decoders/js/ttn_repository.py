@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from decoders.js.dialects import Dialect
-from decoders.js.examples import CodecExample
+from decoders.js.examples import CodecExample, examples_in
 from decoders.js.spec import CodecSpec
 
 SECTIONS = (
@@ -87,13 +87,7 @@ def _examples(doc: Mapping[str, Any], file_name: str) -> tuple[CodecExample, ...
         part = doc.get(section)
         if not isinstance(part, Mapping) or part.get("fileName") != file_name:
             continue
-        for index, raw in enumerate(part.get("examples") or ()):
-            if not isinstance(raw, Mapping):
-                raise ValueError(f"{section} example {index + 1} is not a mapping")
-            try:
-                examples.append(CodecExample.from_mapping(raw, routine))
-            except ValueError as exc:
-                raise ValueError(f"{section} example {index + 1}: {exc}") from None
+        examples += examples_in(part.get("examples") or (), routine, f"{section} example")
     return tuple(examples)
 
 
