@@ -23,7 +23,7 @@ from decoders.vocabulary import QUANTITIES, quantity
 Value = float | int | bool | str
 
 
-_NUMBER = (int, float)  # a tuple: `int | float` would build a union object on every call
+NUMBER = (int, float)  # for isinstance on hot paths: `int | float` would build a union object on every call
 
 
 class Measurement(NamedTuple):
@@ -92,7 +92,7 @@ def preset_measurements(data: Mapping[str, Any]) -> list[Measurement]:
     out: list[Measurement] = []
     for key, value in data.items():
         q = QUANTITIES.get(key)
-        if q is not None and isinstance(value, _NUMBER):
+        if q is not None and isinstance(value, NUMBER):
             out.append(Measurement(key, q.unit, value))
     return out
 
@@ -111,7 +111,7 @@ def measurements_from(data: Mapping[str, Any], mapping: Mapping[str, tuple[str, 
         unit = _UNITS.get(name) or quantity(name).unit   # quantity() names an unknown quantity
         if isinstance(value, bool):
             out.append(Measurement(name, unit, int(value)))
-        elif isinstance(value, _NUMBER):
+        elif isinstance(value, NUMBER):
             out.append(Measurement(name, unit, round(value * scale, 6) if scale != 1 else value))
     return out
 

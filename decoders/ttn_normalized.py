@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from decoders.contract import Measurement
+from decoders.contract import NUMBER, Measurement
 from decoders.vocabulary import quantity
 
 # TTN path -> (our quantity, scale to our unit)
@@ -42,9 +42,6 @@ PATHS: dict[str, tuple[str, float]] = {
 _OPEN = {"OPEN": 1, "CLOSED": 0}
 
 
-_NUMBER = (int, float)  # a tuple: `int | float` would build a union object on every call
-
-
 def _flatten(value: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
     if isinstance(value, Mapping):
         for key, inner in value.items():
@@ -66,7 +63,7 @@ def measurements_from_normalized(items: Iterable[Mapping[str, Any]]) -> list[Mea
                 value = _OPEN[value.upper()]
             if isinstance(value, bool):
                 value = int(value)
-            if not isinstance(value, _NUMBER):
+            if not isinstance(value, NUMBER):
                 continue
             out[name] = Measurement(name, quantity(name).unit, round(value * scale, 6) if scale != 1 else value)
     return list(out.values())

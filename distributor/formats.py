@@ -11,10 +11,9 @@ from typing import Any
 
 import orjson
 
+from decoders.contract import NUMBER
+
 FORMATS = ("native", "senml", "raw")
-
-
-_NUMBER = (int, float)  # a tuple: `int | float` would build a union object on every call
 
 
 def _epoch(ts: str | None) -> float | None:
@@ -39,7 +38,7 @@ def senml_pack(message: dict[str, Any]) -> list[dict[str, Any]]:
         value = m["value"]
         if isinstance(value, bool):
             rec["vb"] = value
-        elif isinstance(value, _NUMBER):
+        elif isinstance(value, NUMBER):
             rec["v"] = value
         else:
             rec["vs"] = str(value)

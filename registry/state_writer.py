@@ -15,12 +15,10 @@ from typing import Any, TypeVar
 import asyncpg
 import structlog
 
+from decoders.contract import NUMBER
 from registry.periodic import run_every
 
 log = structlog.get_logger("iotd.registry.state")
-
-
-_NUMBER = (int, float)  # a tuple: `int | float` would build a union object on every call
 
 
 @dataclass(slots=True)
@@ -50,7 +48,7 @@ def _best_radio(message: dict[str, Any]) -> tuple[int | None, float | None]:
     """The best RSSI and SNR among the gateways that heard the message (LoRaWAN only)."""
     radio = (message.get("network") or {}).get("radio") or []
     rssi = [r["rssi"] for r in radio if isinstance(r.get("rssi"), int)]
-    snr = [r["snr"] for r in radio if isinstance(r.get("snr"), _NUMBER)]
+    snr = [r["snr"] for r in radio if isinstance(r.get("snr"), NUMBER)]
     return (max(rssi) if rssi else None), (float(max(snr)) if snr else None)
 
 

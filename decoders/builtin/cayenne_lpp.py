@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from decoders.contract import DecodeResult, DeviceType, Example, Measurement
+from decoders.contract import NUMBER, DecodeResult, DeviceType, Example, Measurement
 from decoders.vocabulary import quantity
 
 DEVICE = DeviceType(
@@ -28,9 +28,6 @@ MEASUREMENTS = (
     "pressure", "battery_voltage", "co2", "power", "distance", "energy",
     "latitude", "longitude", "altitude",
 )
-
-
-_NUMBER = (int, float)  # a tuple: `int | float` would build a union object on every call
 
 
 def _int(b: bytes, signed: bool = False) -> int:
@@ -129,11 +126,11 @@ def normalize(data: dict[str, Any]) -> list[Measurement]:
         name, _, _channel = key.rpartition("_")
         if name == "gps" and isinstance(value, dict):
             for part in ("latitude", "longitude", "altitude"):
-                if isinstance(value.get(part), _NUMBER):
+                if isinstance(value.get(part), NUMBER):
                     out.append(Measurement(part, quantity(part).unit, value[part]))
             continue
         target = _NORMALIZED.get(name)
-        if target is not None and isinstance(value, _NUMBER):
+        if target is not None and isinstance(value, NUMBER):
             out.append(Measurement(target, quantity(target).unit, value))
     return out
 

@@ -20,9 +20,7 @@ from typing import Any
 
 import orjson
 
-from decoders.contract import DecodeResult
-
-_NUMBER = (int, float)  # a tuple: `int | float` would build a union object on every call
+from decoders.contract import NUMBER, DecodeResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +87,7 @@ def shape_of(value: Any, returned: bool = True) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, _NUMBER):
+    if isinstance(value, NUMBER):
         return "a number"
     if isinstance(value, str):
         return "a string"
