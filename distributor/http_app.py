@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -19,7 +19,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from distributor.ack import finalizer_for
+from distributor.ack import Finalizer, finalizer_for
 from distributor.envelope import message_id
 from distributor.sources.chirpstack import dedup_key, submit
 from distributor.sources.chirpstack_event import EventParseError
@@ -30,6 +30,7 @@ from registry.api import create_api_router, install_error_handlers
 from registry.secrets import hash_token
 
 if TYPE_CHECKING:
+    from distributor.pipeline import Pipeline
     from distributor.service import Service
 
 CHIRPSTACK_HTTP = "chirpstack-http"
@@ -65,6 +66,16 @@ def create_app(service: Service) -> FastAPI:
             return json_response({"error": "this instance runs only the API; send data to a distributor"}, 503)
         return None
 
+    async def until_done(start: Callable[[Pipeline, Finalizer], None]) -> bool:
+        """Hand the message to the pipeline and wait until it is done (delivered or stored), within the slots."""
+        assert service.pipeline is not None
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        async with slots:
+            start(service.pipeline, finalizer_for(done))
+            return await done
+
+    not_accepted = {"error": "not accepted; send it again"}
+
     @app.post("/ingest/chirpstack", tags=["ingest"], summary="ChirpStack v4 HTTP integration (JSON or protobuf)",
               responses={400: {"description": "not a ChirpStack event"}})
     async def ingest_chirpstack(
@@ -80,13 +91,8 @@ def create_app(service: Service) -> FastAPI:
             service.metrics.malformed.labels(CHIRPSTACK_HTTP).inc()
             return json_response({"error": f"not a ChirpStack {event!r} event: {exc}"}, status_code=400)
         service.metrics.received.labels(CHIRPSTACK_HTTP, event).inc()
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        assert service.pipeline is not None
-        async with slots:
-            submit(service.pipeline, ev, finalizer_for(done), CHIRPSTACK_HTTP, received_at)
-            ok = await done
-        if not ok:
-            return json_response({"error": "not accepted; send it again"}, status_code=503)
+        if not await until_done(lambda pipeline, fin: submit(pipeline, ev, fin, CHIRPSTACK_HTTP, received_at)):
+            return json_response(not_accepted, status_code=503)
         result: dict[str, Any] = {"status": "accepted"}
         if ev.event == "up":
             result["id"] = message_id(dedup_key(ev))
@@ -114,17 +120,11 @@ def create_app(service: Service) -> FastAPI:
         idempotency = request.headers.get("idempotency-key") or request.headers.get("x-message-id")
         key_part = idempotency or f"{received_at:.6f}:{uuid.uuid4().hex}"
         dedup = f"http:{device.id}:{key_part}"
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        assert service.pipeline is not None
-        async with slots:
-            service.pipeline.handle(RawUplink(
+        network = {"kind": device.kind, "imei": device.imei, "f_port": parsed.fport}
+        if not await until_done(lambda pipeline, fin: pipeline.handle(RawUplink(
                 source=HTTP_SOURCE, dedup_key=dedup, payload=parsed.payload, fport=parsed.fport,
-                received_at=received_at, measured_at=None,
-                network={"kind": device.kind, "imei": device.imei, "f_port": parsed.fport},
-                finalizer=finalizer_for(done), device=device))
-            ok = await done
-        if not ok:
-            return json_response({"error": "not accepted; send it again"}, status_code=503)
+                received_at=received_at, measured_at=None, network=network, finalizer=fin, device=device))):
+            return json_response(not_accepted, status_code=503)
         return json_response({"status": "accepted", "id": message_id(dedup)}, status_code=202)
 
     return app
