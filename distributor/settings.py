@@ -39,3 +39,25 @@ class Settings(BaseSettings):
     run_api: bool = Field(True, description="serve the REST API (/api/v1) in this instance")
     run_distributor: bool = Field(True, description="run intake and delivery in this instance")
     dead_letter_retention_days: float = Field(30.0, gt=0, description="dead letters older than this are removed")
+
+    # --- who may send data in, and who may read what the service knows (issue 13) ---------------
+    chirpstack_http_token: str | None = Field(
+        None, repr=False, description="a shared secret ChirpStack's HTTP integration sends as `Authorization: Bearer"
+                                      " <token>`; tokens can also be created with `iotd admin create-integration-token`")
+    metrics_token: str | None = Field(None, repr=False,
+                                      description="when set, /metrics answers only `Authorization: Bearer <token>`")
+    auth_failure_limit: int = Field(30, ge=1, description="wrong keys per minute from one address before 429")
+
+    # --- where consumers may point (issue 13) ---------------------------------------------------
+    consumer_allowed_networks: str = Field(
+        "", description="comma-separated CIDRs consumers may reach besides public addresses (e.g. 10.20.0.0/16);"
+                        " loopback, private and link-local targets are refused otherwise")
+
+    # --- JavaScript decoders: worker processes, hard deadlines, fairness (issue 13) --------------
+    js_workers: int = Field(0, ge=0, description="JavaScript decoder worker processes (0: one per CPU core)")
+    js_max_workers_per_organization: int = Field(
+        0, ge=0, description="workers one organization's decoders may occupy at once (0: half of them, at least 1)")
+    js_queue_per_organization: int = Field(
+        1000, ge=1, description="uplinks waiting for one organization's decoders before they go out undecoded")
+    js_suspend_after_timeouts: int = Field(5, ge=1, description="consecutive timeouts that suspend a decoder")
+    js_suspend_s: float = Field(60.0, gt=0, description="how long a suspended decoder stays suspended (doubles)")

@@ -12,6 +12,8 @@ from importlib import resources
 import asyncpg
 import orjson
 
+from registry.storable import json_bytes
+
 MIGRATION_LOCK = 7_240_001  # pg_advisory_lock key for migrations
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -49,7 +51,9 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
 
 
 def _encode_jsonb(value: object) -> bytes:
-    return b"\x01" + orjson.dumps(value)  # jsonb binary format: version byte 1, then the JSON text
+    """jsonb binary format: version byte 1, then the JSON text, with NUL and lone surrogates made storable
+    (``registry.storable``), so no value from outside can make a whole batch fail."""
+    return b"\x01" + json_bytes(value)
 
 
 def _decode_jsonb(data: bytes) -> object:
@@ -60,7 +64,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     """json/jsonb as Python objects through orjson, in binary format so COPY can carry them too."""
     await conn.set_type_codec("jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog",
                               format="binary")
-    await conn.set_type_codec("json", encoder=orjson.dumps, decoder=orjson.loads, schema="pg_catalog",
+    await conn.set_type_codec("json", encoder=json_bytes, decoder=orjson.loads, schema="pg_catalog",
                               format="binary")
 
 
