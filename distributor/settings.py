@@ -42,8 +42,8 @@ class Settings(BaseSettings):
 
     # --- who may send data in, and who may read what the service knows (issue 13) ---------------
     chirpstack_http_token: str | None = Field(
-        None, repr=False, description="a shared secret ChirpStack's HTTP integration sends as `Authorization: Bearer"
-                                      " <token>`; tokens can also be created with `iotd admin create-integration-token`")
+        None, repr=False, description="a shared secret ChirpStack's HTTP integration sends as `Authorization:"
+                                      " Bearer <token>`; or create tokens with `iotd admin create-integration-token`")
     metrics_token: str | None = Field(None, repr=False,
                                       description="when set, /metrics answers only `Authorization: Bearer <token>`")
     auth_failure_limit: int = Field(30, ge=1, description="wrong keys per minute from one address before 429")
