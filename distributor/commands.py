@@ -62,6 +62,35 @@ async def _create_key(url: str, name: str, organization: str | None, role: str) 
         await pool.close()
 
 
+def cmd_create_integration_token(args: argparse.Namespace) -> int:
+    """Print a new token for ChirpStack's HTTP integration (shown once; stored as its SHA-256)."""
+    from distributor.settings import Settings
+
+    settings = Settings()
+    if not settings.database_url:
+        raise SystemExit("iotd admin create-integration-token: IOTD_DATABASE_URL is not set")
+    try:
+        token = asyncio.run(_create_integration_token(settings.database_url, args.name, args.chirpstack_tenant))
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"iotd admin create-integration-token: {exc}") from exc
+    print(token)
+    return 0
+
+
+async def _create_integration_token(url: str, name: str, tenant: str | None) -> str:
+    from registry.api.integrations import create_token_from_cli
+    from registry.db import create_pool, migrate
+
+    pool = await create_pool(url)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+            async with conn.transaction():
+                return await create_token_from_cli(conn, name, tenant)
+    finally:
+        await pool.close()
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0 when the service at ``--url`` is ready (database and broker reachable), else 1."""
     import httpx
@@ -116,6 +145,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--role", choices=("admin", "write", "read"), default="admin", help="default: admin")
     p.add_argument("--name", default="created from the command line", help="a label to recognise the key")
     p.set_defaults(func=cmd_create_key)
+    p = asub.add_parser("create-integration-token", help="create a token for ChirpStack's HTTP integration and print"
+                        " it (shown once)", description="ChirpStack sends it as `Authorization: Bearer <token>` to"
+                        " POST /ingest/chirpstack (an HTTP header in the integration's settings).")
+    p.add_argument("--chirpstack-tenant", metavar="ID", help="accept only events of this ChirpStack tenant id")
+    p.add_argument("--name", default="created from the command line", help="a label to recognise the token")
+    p.set_defaults(func=cmd_create_integration_token)
 
     p = sub.add_parser("demo", help="run the service with a demo feed, on embedded PostgreSQL and Mosquitto "
                        "unless IOTD_DATABASE_URL / IOTD_MQTT_URL are set")

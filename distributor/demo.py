@@ -35,7 +35,8 @@ from distributor.sources.chirpstack_mqtt import broker_address
 from registry import store
 from registry.api.keys import create_first_key
 from registry.db import create_pool, migrate
-from registry.secrets import SecretBox
+from registry.installation import open_secret_box
+from registry.targets import parse_address
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ DEVICES = (
     DemoDevice("gym", "24e124707c481005", "milesight-am307", milesight_am307_frame, 85, "gym"),
 )
 UNKNOWN_DEV_EUI = "70b3d57ed0001234"
+LOOPBACK = "127.0.0.0/8,::1/128"
 
 
 @contextlib.asynccontextmanager
@@ -74,12 +76,22 @@ async def _broker(settings: Settings) -> AsyncIterator[str]:
             yield url
 
 
-async def register(database_url: str, box: SecretBox, webhook_url: str, broker_url: str) -> tuple[str, str]:
+def demo_networks(settings: Settings, broker_url: str) -> str:
+    """Where the demo's consumers may point: what the operator allows, plus loopback (the demo's webhook and
+    embedded broker) and the broker's address when ``IOTD_MQTT_URL`` names one by IP (the MQTT consumer)."""
+    host = broker_address(broker_url)[0]
+    literal = parse_address(host)
+    extra = [f"{literal}/{literal.max_prefixlen}"] if literal is not None else []
+    return ",".join(n for n in (settings.consumer_allowed_networks, LOOPBACK, *extra) if n)
+
+
+async def register(database_url: str, key_material: str, webhook_url: str, broker_url: str) -> tuple[str, str]:
     """Register the demo tenant (replacing an earlier one); returns its id and an admin API key for it."""
     pool = await create_pool(database_url)
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
+            box = await open_secret_box(conn, key_material)
             existing = await conn.fetchval("SELECT id FROM organizations WHERE name = 'Demo City'")
             if existing:
                 await conn.execute("DELETE FROM organizations WHERE id = $1", existing)
@@ -166,8 +178,8 @@ async def run_demo(settings: Settings, duration_s: float | None, interval_s: flo
     seen = [0, 0]
     async with _database(settings) as db_url, _broker(settings) as broker_url:
         settings.database_url, settings.mqtt_url = db_url, broker_url
-        box = SecretBox(settings.secret_key)
-        _, api_key = await register(db_url, box, f"http://127.0.0.1:{webhook_port}/hook", broker_url)
+        settings.consumer_allowed_networks = demo_networks(settings, broker_url)
+        _, api_key = await register(db_url, settings.secret_key, f"http://127.0.0.1:{webhook_port}/hook", broker_url)
         receiver = await _webhook_receiver(webhook_port, seen)
         service = Service(settings)
         try:

@@ -2,6 +2,12 @@
 
 Ingest answers 2xx only once the message is done (delivered or durably spilled), so a
 sender that gets an error or no answer can safely send again: message ids are deterministic.
+
+Every request passes ``distributor.http_guard`` first: credentials are checked from the headers and
+body limits enforced before any body is read; the endpoints find the authenticated caller in the
+request's state. ChirpStack's HTTP integration sends ``?event=`` (one of ``CHIRPSTACK_EVENTS``) and
+``Authorization: Bearer <token>``; a token bound to a ChirpStack tenant is refused (403) for another
+tenant's events.
 """
 
 from __future__ import annotations
@@ -20,14 +26,19 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from distributor.ack import Finalizer, finalizer_for
+from distributor.auth_throttle import AuthThrottle
 from distributor.envelope import message_id
+from distributor.http_guard import CHIRPSTACK_CALLER, INGEST_DEVICE, HttpGuard
+from distributor.ingress_auth import MISSING_INGEST_KEY, ChirpStackCaller, Credentials
+from distributor.ingress_metrics import IngressMetrics
 from distributor.sources.chirpstack import dedup_key, submit
 from distributor.sources.chirpstack_event import EventParseError
 from distributor.sources.chirpstack_parse import parse
-from distributor.sources.http_ingest import IngestError, ingest_key, parse_body
+from distributor.sources.http_ingest import IngestError, parse_body
 from distributor.uplink import RawUplink
 from registry.api import create_api_router, install_error_handlers
-from registry.secrets import hash_token
+from registry.api.freshness import STATE_NAME
+from registry.records import Device
 
 if TYPE_CHECKING:
     from distributor.pipeline import Pipeline
@@ -35,6 +46,7 @@ if TYPE_CHECKING:
 
 CHIRPSTACK_HTTP = "chirpstack-http"
 HTTP_SOURCE = "http"
+CHIRPSTACK_EVENTS = ("up", "join", "status", "log", "ack", "txack", "location", "integration")
 
 
 def create_app(service: Service) -> FastAPI:
@@ -43,9 +55,11 @@ def create_app(service: Service) -> FastAPI:
     slots = asyncio.Semaphore(service.settings.http_max_in_flight)
     app = FastAPI(title="iotd", version="0.1.0", description="IoT message distributor and device registry for cities.")
     install_error_handlers(app)
+    setattr(app.state, STATE_NAME, service.cache)
     if service.api_context is not None:
         app.state.api_context = service.api_context
         app.include_router(create_api_router(service.api_context))
+    install_guard(app, service)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     async def healthz() -> dict[str, str]:
@@ -79,9 +93,15 @@ def create_app(service: Service) -> FastAPI:
     @app.post("/ingest/chirpstack", tags=["ingest"], summary="ChirpStack v4 HTTP integration (JSON or protobuf)",
               responses={400: {"description": "not a ChirpStack event"}})
     async def ingest_chirpstack(
-        request: Request, event: str = Query("up", description="ChirpStack sets ?event=up|join|status|log|...")
+        request: Request, event: str = Query("up", description="ChirpStack sets ?event=up|join|status|log|..."),
     ) -> Response:
         received_at = time.time()
+        caller = request.scope.get("state", {}).get(CHIRPSTACK_CALLER)
+        if not isinstance(caller, ChirpStackCaller):   # the guard always sets it; refuse rather than trust
+            return json_response({"error": "missing integration token"}, status_code=401)
+        if event not in CHIRPSTACK_EVENTS:
+            return json_response({"error": f"unknown ChirpStack event {event[:40]!r}: ?event= must be one of "
+                                           f"{', '.join(CHIRPSTACK_EVENTS)}"}, status_code=400)
         if (refused := intake_unavailable()) is not None:
             return refused
         body = await request.body()
@@ -90,6 +110,9 @@ def create_app(service: Service) -> FastAPI:
         except EventParseError as exc:
             service.metrics.malformed.labels(CHIRPSTACK_HTTP).inc()
             return json_response({"error": f"not a ChirpStack {event!r} event: {exc}"}, status_code=400)
+        if caller.tenant_id is not None and ev.tenant_id.lower() != caller.tenant_id:
+            return json_response({"error": "this integration token is bound to another ChirpStack tenant than the"
+                                           " event's deviceInfo.tenantId"}, status_code=403)
         service.metrics.received.labels(CHIRPSTACK_HTTP, event).inc()
         if not await until_done(lambda pipeline, fin: submit(pipeline, ev, fin, CHIRPSTACK_HTTP, received_at)):
             return json_response(not_accepted, status_code=503)
@@ -104,13 +127,11 @@ def create_app(service: Service) -> FastAPI:
         request: Request, fport: int | None = Query(None, ge=0, le=255, description="port, for decoders that use one"),
     ) -> Response:
         received_at = time.time()
+        device = request.scope.get("state", {}).get(INGEST_DEVICE)
+        if not isinstance(device, Device):   # the guard always sets it; refuse rather than trust
+            return json_response({"error": MISSING_INGEST_KEY}, status_code=401)
         if (refused := intake_unavailable()) is not None:
             return refused
-        key = ingest_key(request.headers, request.query_params)
-        device = service.cache.snapshot.by_ingest_key.get(hash_token(key)) if key else None
-        if device is None:
-            return json_response({"error": "missing or unknown ingest key: send `Authorization: ApiKey <key>` or "
-                                           "`X-API-Key`"}, status_code=401)
         try:
             parsed = parse_body(await request.body(), request.headers.get("content-type"), fport)
         except IngestError as exc:
@@ -128,6 +149,18 @@ def create_app(service: Service) -> FastAPI:
         return json_response({"status": "accepted", "id": message_id(dedup)}, status_code=202)
 
     return app
+
+
+def install_guard(app: FastAPI, service: Service) -> None:
+    """The door (``distributor.http_guard``) with this service's credentials, wrong-key throttle and metrics."""
+    settings = service.settings
+    chirpstack_intake = service.pipeline is not None and bool(
+        settings.mqtt_url or settings.chirpstack_http_token or service.cache.snapshot.integration_tokens)
+    ingress = IngressMetrics(service.metrics.registry, service.cache, chirpstack_intake)
+    credentials = Credentials(service.cache, service.api_context.pool if service.api_context else None,
+                              settings.chirpstack_http_token, settings.metrics_token)
+    throttle = AuthThrottle(settings.auth_failure_limit, lambda kind: ingress.auth_failures.labels(kind).inc())
+    app.add_middleware(HttpGuard, credentials=credentials, throttle=throttle, api=service.api_context is not None)
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:

@@ -1,52 +1,72 @@
-"""The registry's JavaScript decoders, compiled once per version and called from the pipeline.
+"""The registry's JavaScript decoders on the distributor's side: records, and the request for one uplink.
 
-``sync`` runs on every registry reload: new or changed decoders are compiled (about half a
-millisecond each), removed ones dropped, and a decoder that no longer compiles is kept as an
-error, so its devices' messages are still delivered raw with ``decoder.status = "error"``.
-A decoder shared by every organization runs in a separate context per organization
-(``isolation_key``), so no tenant's call can leave state another tenant's call would see.
+Nothing is compiled here. ``sync`` runs on every registry reload and only swaps a dictionary of
+records (id, owner, dialect, source, time limit, version); the workers of ``distributor.js_pool``
+load a codec the first time an uplink needs it, so neither a reload nor a codec whose top level
+spins can hold the event loop. A codec that does not compile answers each of its uplinks with
+"the decoder does not compile: ..." (from the worker), and they go out raw.
+
+A decoder shared by every organization runs in a separate context per organization (the isolation
+key), so no tenant's call can leave anything another tenant's call would see.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import structlog
-
 from decoders.contract import DecodeResult, Measurement
-from decoders.js import Dialect, JsCodec, JsCompileError, Limits
-from decoders.js.trial import measurements_of
+from decoders.js.dialects import Dialect
 from registry.records import Device, JsDecoderRecord
 
-log = structlog.get_logger("iotd.js")
+
+class JsDecoders:
+    """The JavaScript decoders of the current registry snapshot, by id."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, JsDecoderRecord] = {}
+
+    def sync(self, records: Mapping[str, JsDecoderRecord]) -> None:
+        self._records = dict(records)
+
+    def records(self) -> dict[str, JsDecoderRecord]:
+        return dict(self._records)
+
+    def get(self, decoder_id: str, organization_id: str) -> JsDecoderRecord | None:
+        found = self._records.get(decoder_id)
+        if found is None or not found.usable_by(organization_id):
+            return None
+        return found
 
 
-@dataclass(slots=True)
-class CompiledDecoder:
-    record: JsDecoderRecord
-    codec: JsCodec | None
-    error: str | None = None
+def isolation_key(record: JsDecoderRecord, device: Device) -> str | None:
+    """A shared decoder gets a context per organization; an organization's own decoder needs none."""
+    return device.organization_id if record.organization_id is None else None
 
-    @property
-    def version(self) -> str:
-        return f"js-{self.record.version}"
 
-    def decode(self, device: Device, payload: bytes, fport: int | None, event: Mapping[str, Any] | None,
-               received_at: float | None = None) -> tuple[DecodeResult, list[Measurement]]:
-        if self.codec is None:
-            return DecodeResult(errors=[f"the decoder does not compile: {self.error}"]), []
-        key = device.organization_id if self.record.organization_id is None else None
-        record = device_record(device) if self.codec.dialect is Dialect.OS2IOT else None  # only OS2iot reads it
-        result = self.codec.decode(payload, fport, variables=device.tags, event=event, device=record,
-                                   recv_time=datetime.fromtimestamp(received_at, UTC) if received_at else None,
-                                   isolation_key=key)
-        if not result.ok:
-            return result, []
-        measurements = measurements_of(self.codec, result.data, result.warnings, key)
-        return result, measurements
+def decode_request(record: JsDecoderRecord, device: Device, key: str | None, payload: bytes, fport: int | None,
+                   event: Mapping[str, Any] | None, received_at: float | None) -> dict[str, Any]:
+    """The worker request for one uplink (``decoders.js.wire``); the source goes along when a worker needs it."""
+    body: dict[str, Any] = {"op": "decode", "c": [record.id, record.version, key],
+                            "p": base64.b64encode(payload).decode(), "f": fport, "v": device.tags}
+    if received_at:
+        body["t"] = int(received_at * 1000)
+    if record.dialect == Dialect.OS2IOT:  # the one dialect that reads the event and the device record
+        body["e"] = event
+        body["d"] = device_record(device)
+    return body
+
+
+def decode_outcome(answer: Mapping[str, Any]) -> tuple[DecodeResult, list[Measurement]]:
+    """A worker's answer (or the pool's stand-in for one) as the pipeline's result and measurements."""
+    result = DecodeResult(data=answer.get("d") or {}, warnings=list(answer.get("w") or ()),
+                          errors=list(answer.get("e") or ()))
+    if not result.ok:
+        return result, []
+    return result, [Measurement(name, unit, value) for name, unit, value in answer.get("m") or ()]
 
 
 def device_record(device: Device) -> dict[str, Any]:
@@ -58,37 +78,52 @@ def device_record(device: Device) -> dict[str, Any]:
     return out
 
 
-def compile_record(record: JsDecoderRecord) -> CompiledDecoder:
-    try:
-        codec = JsCodec(record.source, dialect=record.dialect, limits=Limits(time_ms=record.timeout_ms))
-    except (JsCompileError, ValueError) as exc:
-        return CompiledDecoder(record, None, str(exc))
-    return CompiledDecoder(record, codec)
+MAX_SUSPENSION_DOUBLINGS = 6
 
 
-class JsDecoders:
-    def __init__(self) -> None:
-        self._compiled: dict[str, CompiledDecoder] = {}
+@dataclass(slots=True)
+class _Health:
+    streak: int = 0           # timeouts in a row
+    level: int = 0            # suspensions in a row (the doubling)
+    until: float = 0.0        # monotonic time the suspension ends
+    until_wall: float = 0.0
+    probation: bool = False   # suspended before: the next timeout suspends again
 
-    def sync(self, records: Mapping[str, JsDecoderRecord]) -> None:
-        fresh: dict[str, CompiledDecoder] = {}
-        for decoder_id, record in records.items():
-            known = self._compiled.get(decoder_id)
-            if known is not None and known.record.version == record.version:
-                fresh[decoder_id] = known
-                continue
-            compiled = compile_record(record)
-            if compiled.error:
-                log.error("JavaScript decoder does not compile; its messages go out raw", decoder=decoder_id,
-                          error=compiled.error)
-            fresh[decoder_id] = compiled
-        self._compiled = fresh
 
-    def compiled(self) -> dict[str, CompiledDecoder]:
-        return dict(self._compiled)
+class Suspensions:
+    """Decoders suspended per organization for timing out: after ``after`` timeouts in a row for ``base_s``;
+    the first timeout after a suspension suspends again for twice as long (up to 64 times); an answer in
+    time clears it all. Pure: the caller gives the clocks (``now`` monotonic, ``wall`` epoch seconds)."""
 
-    def get(self, decoder_id: str, organization_id: str) -> CompiledDecoder | None:
-        found = self._compiled.get(decoder_id)
-        if found is None or not found.record.usable_by(organization_id):
+    def __init__(self, after: int, base_s: float) -> None:
+        self.after = after
+        self.base_s = base_s
+        self._health: dict[tuple[str, str], _Health] = {}
+
+    def reason(self, decoder_id: str, organization: str, now: float) -> str | None:
+        """Why an uplink cannot be decoded now, or None when the decoder may run."""
+        h = self._health.get((decoder_id, organization))
+        if h is None or h.until <= now:
             return None
-        return found
+        at = datetime.fromtimestamp(h.until_wall, UTC).isoformat(timespec="seconds")
+        return f"decoder suspended after {h.streak} timeouts in a row; retrying at {at}"
+
+    def timed_out(self, decoder_id: str, organization: str, now: float, wall: float) -> tuple[float, int] | None:
+        """Count a timeout; (seconds, timeouts in a row) when it suspends the decoder now."""
+        h = self._health.setdefault((decoder_id, organization), _Health())
+        h.streak += 1
+        if h.until > now or not (h.probation or h.streak >= self.after):
+            return None
+        seconds = self.base_s * 2 ** min(h.level, MAX_SUSPENSION_DOUBLINGS)
+        h.level += 1
+        h.probation = True
+        h.until, h.until_wall = now + seconds, wall + seconds
+        return seconds, h.streak
+
+    def answered(self, decoder_id: str, organization: str) -> None:
+        """An answer in time (even an error): the decoder is healthy again for that organization."""
+        self._health.pop((decoder_id, organization), None)
+
+    def active(self, now: float) -> set[str]:
+        """Decoder ids suspended now, for some organization."""
+        return {decoder for (decoder, _), h in self._health.items() if h.until > now}

@@ -50,6 +50,10 @@ class Metrics:
                                       registry=r)
         self.registry_devices = Gauge("iotd_registry_devices", "Devices in the in-memory registry cache",
                                       registry=r)
+        self.set_aside = Counter("iotd_rows_set_aside", "Rows PostgreSQL refused, set aside so the rest of their "
+                                 "batch was stored, per table and outcome (set_aside: kept as a dead letter; "
+                                 "dropped: nothing left to keep; refused, buffer_full: device state not kept)",
+                                 ["table", "outcome"], registry=r)
         self.registry_reload_seconds = Gauge("iotd_registry_reload_seconds", "Duration of the last cache reload",
                                              registry=r)
 

@@ -2,6 +2,12 @@
 
 Everything here is synchronous and does no I/O: it ends by offering the message to the
 consumers' lanes (which never block) and releasing the pipeline's own hold on the finalizer.
+Built-in (Python) decoders run in line. A JavaScript decoder runs in a worker process
+(``distributor.js_pool``): the pipeline holds the finalizer, submits the uplink, and the rest of the
+path (envelope, state, dispatch) runs in the pool's callback, which then releases the hold, so the
+source's ack still comes only after the message was dispatched. Every failure there (timeout,
+suspension, full queue, lost worker, pool stopped) is an answer with errors: the message still
+goes out, undecoded, with ``decoder.status = "error"``.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ from distributor.ack import Finalizer
 from distributor.dedup import SeenWindow
 from distributor.delivery.dispatcher import Dispatcher
 from distributor.envelope import build_message, message_id
-from distributor.js_codecs import JsDecoders
+from distributor.js_codecs import JsDecoders, decode_outcome, decode_request, isolation_key
+from distributor.js_pool import JsPool, failure
+from distributor.log_budget import LogBudget
 from distributor.metrics import Metrics
 from distributor.uplink import RawUplink
 from registry.cache import RegistryCache
-from registry.records import Device
+from registry.records import Device, JsDecoderRecord
 from registry.state_writer import StateWriter
 
 log = structlog.get_logger("iotd.pipeline")
@@ -28,7 +36,8 @@ log = structlog.get_logger("iotd.pipeline")
 
 class Pipeline:
     def __init__(self, cache: RegistryCache, dispatcher: Dispatcher, state: StateWriter, metrics: Metrics,
-                 dedup_window_s: float = 600.0, frame_window_s: float = 60.0, js: JsDecoders | None = None) -> None:
+                 dedup_window_s: float = 600.0, frame_window_s: float = 60.0, js: JsDecoders | None = None,
+                 js_pool: JsPool | None = None) -> None:
         self._cache = cache
         self._dispatcher = dispatcher
         self._state = state
@@ -36,14 +45,16 @@ class Pipeline:
         self._seen_ids = SeenWindow(dedup_window_s)
         self._seen_frames = SeenWindow(frame_window_s)
         self._js = js
+        self._js_pool = js_pool
         self._decoded: dict[tuple[str, str], Any] = {}
+        self._error_logs = LogBudget()          # per organization and decoder: a broken one cannot flood the log
 
     # --- steps -------------------------------------------------------------------------------
     def resolve(self, up: RawUplink) -> Device | None:
         if up.device is not None:
             return up.device
-        if up.dev_eui is not None:
-            return self._cache.snapshot.by_dev_eui.get(up.dev_eui)
+        if up.dev_eui is not None:   # only the organization owning the ChirpStack tenant, when mapped
+            return self._cache.snapshot.lorawan_device(up.dev_eui, up.tenant_id, up.application_id)
         return None
 
     def is_duplicate(self, up: RawUplink) -> bool:
@@ -52,7 +63,8 @@ class Pipeline:
         return up.frame_key is not None and self._seen_frames.seen(up.frame_key)
 
     def decode(self, device: Device, up: RawUplink) -> tuple[str | None, DecodeResult | None, list[Measurement]]:
-        """(decoder version, result, measurements); the version is None when the decoder is not installed."""
+        """(decoder version, result, measurements) of a built-in decoder; the version is None when the decoder
+        is not installed (a JavaScript decoder runs through ``decode_js``)."""
         if not device.decoder:
             return None, None, []
         builtin = catalog.get(device.decoder)
@@ -64,11 +76,38 @@ class Pipeline:
             if error is not None:
                 result.errors.append(error)
             return builtin.device.version, result, measurements
-        js = self._js.get(device.decoder, device.organization_id) if self._js is not None else None
-        if js is None:
-            return None, None, []
-        result, measurements = js.decode(device, up.payload, up.fport, up.raw_event, up.received_at)
-        return js.version, result, measurements
+        return None, None, []
+
+    def js_decoder(self, device: Device) -> JsDecoderRecord | None:
+        """The device's JavaScript decoder, when it has one (and not a built-in) and the pool runs."""
+        if self._js is None or self._js_pool is None or not device.decoder:
+            return None
+        record = self._js.get(device.decoder, device.organization_id)
+        return None if record is None or catalog.get(device.decoder) is not None else record  # a built-in wins
+
+    def decode_js(self, device: Device, up: RawUplink, record: JsDecoderRecord) -> None:
+        """Decode in a worker; the rest of the path continues in the callback, which releases the hold."""
+        assert self._js_pool is not None
+        version = f"js-{record.version}"
+
+        def done(answer: dict[str, Any]) -> None:
+            try:
+                result, measurements = decode_outcome(answer)
+                self._deliver(device, up, version, result, measurements)
+            except Exception:
+                log.exception("delivering a JavaScript-decoded uplink failed", message_id=message_id(up.dedup_key),
+                              device=device.id)
+                up.finalizer.release(False)
+                return
+            up.finalizer.release(True)
+
+        up.finalizer.hold()
+        key = isolation_key(record, device)
+        try:
+            body = decode_request(record, device, key, up.payload, up.fport, up.raw_event, up.received_at)
+            self._js_pool.submit(device.organization_id, record, key, body, done)
+        except Exception as exc:  # the request could not be built (an event that is not JSON): this uplink's error
+            done(failure(f"cannot hand the uplink to the JavaScript decoder: {type(exc).__name__}: {exc}"))
 
     # --- the path ----------------------------------------------------------------------------
     def handle(self, up: RawUplink) -> None:
@@ -88,7 +127,16 @@ class Pipeline:
             self._metrics.duplicates.labels(up.source).inc()
             log.debug("duplicate dropped", message_id=message_id(up.dedup_key), device=device.id)
             return
+        record = self.js_decoder(device)
+        if record is not None:
+            self.decode_js(device, up, record)
+            return
         decoder_version, result, measurements = self.decode(device, up)
+        self._deliver(device, up, decoder_version, result, measurements)
+
+    def _deliver(self, device: Device, up: RawUplink, decoder_version: str | None, result: DecodeResult | None,
+                 measurements: list[Measurement]) -> None:
+        """Envelope, state and dispatch: the end of the path for every decoded (or undecodable) uplink."""
         msg_id = message_id(up.dedup_key)
         status = "none" if result is None and device.decoder is None else (
             "ok" if result is not None and result.ok else "error")
@@ -103,18 +151,21 @@ class Pipeline:
             measurements=measurements,
         )
         if status == "error":
-            log.warning("decode failed; delivering raw", message_id=msg_id, device=device.id,
-                        decoder=device.decoder, errors=message["decoder"]["errors"])
+            allowed, left_out = self._error_logs.allow((device.organization_id, device.decoder))
+            if allowed:
+                log.warning("decode failed; delivering raw", message_id=msg_id, device=device.id,
+                            decoder=device.decoder, errors=message["decoder"]["errors"],
+                            **({"earlier_failures_not_logged": left_out} if left_out else {}))
         self._state.message(device.id, up.network.get("f_cnt"), message)
         consumers = self._cache.snapshot.consumers_for(device)
         self._dispatcher.dispatch(message, up.raw_event, consumers, topic_vars(device), up.finalizer,
                                   up.received_at)
 
     def device_event(self, dev_eui: str, event: str, detail: dict[str, Any], state: dict[str, Any],
-                     finalizer: Finalizer) -> None:
+                     finalizer: Finalizer, tenant_id: str | None = None, application_id: str | None = None) -> None:
         """join/status/log/...: update the device's state and keep the event; never delivered as data."""
         try:
-            device = self._cache.snapshot.by_dev_eui.get(dev_eui)
+            device = self._cache.snapshot.lorawan_device(dev_eui, tenant_id, application_id)
             self._metrics.device_events.labels(event).inc()
             if device is not None:
                 self._state.event(device.id, event, detail, state)

@@ -24,42 +24,67 @@ from distributor.delivery.stats import StatsWriter
 from distributor.http_app import EmbeddedServer, create_app, start_http
 from distributor.js_codecs import JsDecoders
 from distributor.js_metrics import JsDecoderCollector
+from distributor.js_pool import JsPool
 from distributor.metrics import Metrics
 from distributor.pipeline import Pipeline
 from distributor.settings import Settings
-from distributor.sinks.base import Sink
+from distributor.sinks.base import DeliveryError, Outgoing, Sink
 from distributor.sources.chirpstack_mqtt import ChirpStackMqttSource
 from registry.api import ApiContext
 from registry.cache import RegistryCache, Snapshot
 from registry.db import create_pool, migrate
+from registry.installation import open_secret_box
 from registry.records import Consumer
-from registry.secrets import SecretBox
+from registry.secrets import SecretBox, check_key_material
 from registry.state_writer import StateWriter
+from registry.targets import TargetPolicy
 
 log = structlog.get_logger("iotd.service")
 
 
-def default_sink_factory(client_id: str) -> Callable[[Consumer], Sink]:
+class UnusableSink:
+    """Stands in for a consumer whose stored configuration no sink accepts: its deliveries fail (retryable,
+    so they wait in pending deliveries and are dead-lettered by the retry policy) and a fix of the consumer
+    opens a new lane; the other consumers are not held up by it."""
+
+    async def start(self) -> None:
+        return None
+
+    async def send(self, batch: list[Outgoing]) -> None:
+        raise DeliveryError("invalid consumer configuration")
+
+    async def close(self) -> None:
+        return None
+
+
+def default_sink_factory(client_id: str, targets: TargetPolicy) -> Callable[[Consumer], Sink]:
+    """Sinks for consumers, connecting only where ``targets`` allows (``distributor.sinks.guard``)."""
     from distributor.sinks.http import HttpSink
     from distributor.sinks.mqtt import MqttSink
 
     def make(consumer: Consumer) -> Sink:
-        if consumer.kind == "mqtt":
-            return MqttSink(consumer, client_id=f"{client_id}-out-{consumer.id[:8]}")
-        return HttpSink(consumer)
+        try:
+            if consumer.kind == "mqtt":
+                return MqttSink(consumer, client_id=f"{client_id}-out-{consumer.id[:8]}", policy=targets)
+            return HttpSink(consumer, policy=targets)
+        except Exception as exc:  # one consumer's bad configuration must not stop the lanes of the others
+            log.error("consumer configuration unusable; its deliveries fail until it is changed",
+                      consumer=consumer.id, error=type(exc).__name__)
+            return UnusableSink()
 
     return make
 
 
 class Service:
+    box: SecretBox          # opened at start: the key is derived with the installation's salt (registry.installation)
+
     def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         if not settings.database_url:
             raise ValueError("IOTD_DATABASE_URL is not set (or run `iotd demo` for an embedded database)")
-        if not settings.secret_key:
-            raise ValueError("IOTD_SECRET_KEY is not set: it encrypts stored consumer credentials")
+        check_key_material(settings.secret_key)
+        self.targets = TargetPolicy.from_setting(settings.consumer_allowed_networks)
         self.settings = settings
         self.metrics = metrics or Metrics()
-        self.box = SecretBox(settings.secret_key)
         self.pool: asyncpg.Pool | None = None
         self.source: ChirpStackMqttSource | None = None
         self.http_port = settings.http_port
@@ -73,14 +98,19 @@ class Service:
         s = self.settings
         assert s.database_url is not None
         self.pool = await create_pool(s.database_url, min_size=2, max_size=10)
-        async with self.pool.acquire() as conn:
-            applied = await migrate(conn)
+        try:
+            async with self.pool.acquire() as conn:
+                applied = await migrate(conn)
+                self.box = await open_secret_box(conn, s.secret_key)
+        except BaseException:
+            await self.pool.close()
+            raise
         if applied:
             log.info("database migrated", applied=applied)
         self.cache = RegistryCache(self.pool, self.box)
         await self.cache.start()
         if s.run_api:
-            self.api_context = ApiContext(self.pool, self.box)
+            self.api_context = ApiContext(self.pool, self.box, self.targets)
         if s.run_distributor:
             await self._start_distributor()
         server, task, self.http_port = await start_http(create_app(self), s.http_host, s.http_port)
@@ -97,10 +127,12 @@ class Service:
     async def _start_distributor(self) -> None:
         s = self.settings
         assert self.pool is not None
-        self.spill = SpillStore(self.pool)
-        self.state = StateWriter(self.pool, s.state_flush_interval_s)
+        set_aside = self.metrics.set_aside
+        self.spill = SpillStore(self.pool, on_set_aside=lambda table, what, n: set_aside.labels(table, what).inc(n))
+        self.state = StateWriter(self.pool, s.state_flush_interval_s,
+                                 on_dropped=lambda table, what, n: set_aside.labels(table, what).inc(n))
         policy = RetryPolicy(s.retry_base_s, s.retry_max_backoff_s, s.retry_max_attempts, s.retry_max_age_s)
-        self.dispatcher = Dispatcher(default_sink_factory(s.mqtt_client_id), self.spill, self.metrics,
+        self.dispatcher = Dispatcher(default_sink_factory(s.mqtt_client_id, self.targets), self.spill, self.metrics,
                                      queue_size=s.consumer_queue_size, policy=policy,
                                      breaker=lambda: CircuitBreaker(s.circuit_threshold, s.circuit_cooldown_s))
         self.retry = RetryWorker(self.pool, lambda: self.dispatcher.lanes, self.metrics, instance=s.mqtt_client_id,
@@ -116,12 +148,17 @@ class Service:
         await self.consumer_stats.start()
         self.js_decoders = JsDecoders()
         self.js_decoders.sync(self.cache.snapshot.js_decoders)
-        self.metrics.registry.register(JsDecoderCollector(self.js_decoders))
+        self.js_pool = JsPool(s.js_workers, s.js_max_workers_per_organization, s.js_queue_per_organization,
+                              s.js_suspend_after_timeouts, s.js_suspend_s)
+        await self.js_pool.start()
+        if self.cache.snapshot.js_decoders:  # workers start in the background; otherwise with the first uplink
+            self.js_pool.spawn()
+        self.metrics.registry.register(JsDecoderCollector(self.js_pool))
         self.pipeline = Pipeline(self.cache, self.dispatcher, self.state, self.metrics,
-                                 dedup_window_s=s.dedup_window_s, js=self.js_decoders)
+                                 dedup_window_s=s.dedup_window_s, js=self.js_decoders, js_pool=self.js_pool)
 
     def _schedule_sync(self, snapshot: Snapshot) -> None:
-        if self.pipeline is not None:  # at once, in the reload itself: no message sees a new decoder id uncompiled
+        if self.pipeline is not None:  # at once, in the reload itself: records only, workers load codecs lazily
             self.js_decoders.sync(snapshot.js_decoders)
         self._sync_task = asyncio.get_running_loop().create_task(self._on_registry(snapshot))
 
@@ -161,6 +198,7 @@ class Service:
         if self.source is not None:
             await self.source.stop(drain_timeout=timeout)
         if self.pipeline is not None:
+            await self.js_pool.close(drain_s=min(2.0, timeout))  # what still waits goes out undecoded
             await self.retry.close()
             await self.dispatcher.drain(timeout)
             await self.spill.drain(timeout)

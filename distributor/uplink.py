@@ -28,3 +28,5 @@ class RawUplink:
     frame_key: tuple[str, int, int] | None = None   # (dev_eui, fCnt, fPort) for windowed de-duplication
     raw_event: dict[str, Any] | None = None          # the source event as received (`raw` format)
     unknown_detail: dict[str, Any] = field(default_factory=dict)
+    tenant_id: str | None = None                      # ChirpStack tenant and application it came through:
+    application_id: str | None = None                 # the organization mapped to them owns it (registry.tenancy)

@@ -17,8 +17,17 @@ import asyncpg
 import orjson
 import structlog
 
-from registry.records import Application, Consumer, Device, JsDecoderRecord, Organization, Subscription
+from registry.records import (
+    Application,
+    Consumer,
+    Device,
+    IntegrationToken,
+    JsDecoderRecord,
+    Organization,
+    Subscription,
+)
 from registry.secrets import SecretBox
+from registry.tenancy import owner
 
 log = structlog.get_logger("iotd.registry.cache")
 CHANNEL = "iotd_registry"
@@ -34,6 +43,8 @@ class Snapshot:
     consumers: dict[str, Consumer] = field(default_factory=dict)
     subscriptions: list[Subscription] = field(default_factory=list)
     js_decoders: dict[str, JsDecoderRecord] = field(default_factory=dict)
+    integration_tokens: dict[str, IntegrationToken] = field(default_factory=dict)   # sha256 of token -> token
+    chirpstack_owners: dict[tuple[str, str], str] = field(default_factory=dict)    # registry.tenancy.Owners
     loaded_at: float = 0.0
     _routes: dict[str, tuple[Consumer, ...]] = field(default_factory=dict)
 
@@ -51,6 +62,24 @@ class Snapshot:
             self._routes[device.id] = found
         return found
 
+    def chirpstack_owner(self, tenant_id: str | None, application_id: str | None) -> str | None:
+        """The organization a ChirpStack event belongs to (``registry.tenancy`` rule 1); None when unmapped."""
+        return owner(self.chirpstack_owners, tenant_id, application_id)
+
+    def lorawan_device(self, dev_eui: str, tenant_id: str | None, application_id: str | None) -> Device | None:
+        """The device registered with ``dev_eui``, unless the event's ChirpStack tenant (or application) is
+        mapped to another organization than the device's: then it is an unknown device (``registry.tenancy``)."""
+        device = self.by_dev_eui.get(dev_eui)
+        if device is not None and self.chirpstack_owners:
+            found = owner(self.chirpstack_owners, tenant_id, application_id)
+            if found is not None and found != device.organization_id:
+                return None
+        return device
+
+    def unmapped_organizations(self) -> int:
+        """Organizations no ChirpStack tenant is mapped to (``registry.tenancy`` rule 3)."""
+        return len(set(self.organizations) - set(self.chirpstack_owners.values()))
+
 
 def _device(row: asyncpg.Record, org_of_app: dict[str, str]) -> Device:
     app_id = str(row["application_id"])
@@ -65,6 +94,7 @@ def _consumer(row: asyncpg.Record, box: SecretBox) -> Consumer:
     """A consumer whose credentials cannot be decrypted is kept disabled (and said so), not fatal to the cache."""
     headers: dict[str, Any] = {}
     secret: str | None = None
+    url_full: str | None = None
     enabled: bool = row["enabled"]
     options: dict[str, Any] = dict(row["options"] or {})
     try:
@@ -72,6 +102,8 @@ def _consumer(row: asyncpg.Record, box: SecretBox) -> Consumer:
             headers = orjson.loads(box.decrypt(row["headers_enc"]))
         if row["secret_enc"] is not None:
             secret = box.decrypt(row["secret_enc"])
+        if row["url_enc"] is not None:       # the URL's credentials (``url`` holds the masked form)
+            url_full = box.decrypt(row["url_enc"])
     except ValueError as exc:
         log.error("consumer disabled: its credentials cannot be decrypted", consumer=str(row["id"]), error=str(exc))
         enabled = False
@@ -81,6 +113,7 @@ def _consumer(row: asyncpg.Record, box: SecretBox) -> Consumer:
         url=row["url"], format=row["format"], secret=secret,
         headers={str(k): str(v) for k, v in headers.items()}, qos=row["qos"], batch_size=row["batch_size"],
         batch_wait_ms=row["batch_wait_ms"], timeout_s=row["timeout_s"], enabled=enabled, options=options,
+        url_full=url_full,
     )
 
 
@@ -121,6 +154,15 @@ async def load_snapshot(conn: asyncpg.Connection, box: SecretBox) -> Snapshot:
             snap.js_decoders[r["id"]] = JsDecoderRecord(
                 r["id"], str(org) if org is not None else None, r["dialect"], r["source"], r["timeout_ms"],
                 r["version"], r["vendor"], r["model"])
+        for r in await conn.fetch("SELECT id, name, token_hash, chirpstack_tenant_id FROM integration_tokens"
+                                  " WHERE revoked_at IS NULL"):
+            tenant = r["chirpstack_tenant_id"]
+            snap.integration_tokens[r["token_hash"]] = IntegrationToken(
+                str(r["id"]), r["name"], str(tenant) if tenant is not None else None)
+        for r in await conn.fetch("SELECT organization_id, tenant_id, application_id FROM chirpstack_mappings"):
+            app = r["application_id"]
+            snap.chirpstack_owners[(str(r["tenant_id"]), str(app) if app is not None else "")] = str(
+                r["organization_id"])
     return snap
 
 
@@ -139,6 +181,9 @@ class RegistryCache:
         self._lost = False
         self._task: asyncio.Task[None] | None = None
         self.on_reload: list[Callable[[Snapshot], None]] = []
+        self._begun = 0                         # reloads begun; each one's snapshot sees what was committed before
+        self._in_use = 0                        # the number of the reload whose snapshot is in use
+        self._progress = asyncio.Event()        # set (and replaced) after every reload
 
     async def start(self) -> None:
         await self._listen()
@@ -165,15 +210,37 @@ class RegistryCache:
 
     async def reload(self) -> None:
         started = time.perf_counter()
+        self._begun += 1
+        number = self._begun
         async with self._pool.acquire() as conn:
             snap = await load_snapshot(conn, self._box)
         self.snapshot = snap
+        self._in_use = number
+        self._progress.set()
+        self._progress = asyncio.Event()
         self.reloads += 1
         self.last_reload_s = time.perf_counter() - started
         for callback in self.on_reload:
             callback(snap)
         log.debug("registry reloaded", devices=len(snap.devices), consumers=len(snap.consumers),
                   seconds=round(self.last_reload_s, 4))
+
+    async def caught_up(self, timeout_s: float = 2.0) -> bool:
+        """Wait until the snapshot in use was loaded after this call, so it holds every change committed before.
+
+        The API awaits this after a change that must take effect at once (a rotated ingest key, a deleted
+        device, a revoked integration token): the answer then means "done on this instance". Other
+        instances follow through NOTIFY within their own reload time. False when ``timeout_s`` passed first.
+        """
+        wanted = self._begun + 1
+        self._dirty.set()
+        try:
+            async with asyncio.timeout(timeout_s):
+                while self._in_use < wanted:
+                    await self._progress.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def _reload_loop(self) -> None:
         while True:

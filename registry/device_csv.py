@@ -11,11 +11,22 @@ in Denmark), UTF-8 with or without a BOM, LF or CRLF. Cells:
 
 A column the header leaves out is not touched on update. Every row goes through
 ``clean_device``, the one validation of a device, so the reasons read like the API's.
+
+Bounds: a cell longer than ``MAX_CELL`` characters (metadata included) or holding a NUL character
+is that row's error, checked before the cell is parsed; the file is read one physical line at a
+time, so a 19 MB cell full of line breaks costs about its own size, not a list of millions of lines.
+
+Formula injection: a spreadsheet runs a cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return as a formula. The export writes such a text cell (and one starting with ``'``) with
+a leading ``'``, which spreadsheets show as text; the import removes that one ``'`` again, so export
+then import changes nothing. Numeric columns (``lat``, ``lon``, ``interval_s``) stay numbers: a
+negative coordinate is exported as ``-12.5``.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -34,8 +45,12 @@ REQUIRED = ("name", "kind")
 MAX_ROWS = 50_000
 MAX_BYTES = 20 * 1024 * 1024
 MAX_INTERVAL_S = 366 * 86400
+MAX_CELL = 64 * 1024             # characters in one cell
+MAX_BLANK_LINES = MAX_ROWS       # empty lines skipped before the file is refused (each costs a loop turn)
+NUMERIC = ("lat", "lon", "interval_s")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_GUARD = "'"
 _TEXT_LIMITS = {"name": 200, "decoder": 200, "dev_eui": 40, "join_eui": 40, "app_key": 64, "imei": 20, "imsi": 20}
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 STATUSES = ("created", "updated", "unchanged", "error")
 
 
@@ -79,36 +94,57 @@ class Chunk:
         return line - 2 + self.first_line
 
 
-def physical_lines(text: str) -> list[str]:
-    """The lines of ``text`` with their endings; ``\\r\\n``, ``\\r`` and ``\\n`` end a line, as for ``csv``."""
-    return _LINE.findall(text.removeprefix("\ufeff"))
+class _Lines:
+    """The physical lines of a text, read one at a time by C code (``\\r\\n``, ``\\r`` and ``\\n`` end a line, as
+    for ``csv``). By default over the text's UTF-8 bytes (about one byte per character more); with ``offsets``
+    over an ``io.StringIO`` (four bytes per character), whose ``end`` tells where the last line read ends."""
+
+    def __init__(self, text: str, *, offsets: bool = False) -> None:
+        self.text = text.removeprefix("\ufeff")
+        self._offsets = offsets
+        self.io: io.TextIOBase = io.StringIO(self.text, newline="") if offsets else io.TextIOWrapper(
+            io.BytesIO(self.text.encode("utf-8", "surrogatepass")), encoding="utf-8", errors="surrogatepass",
+            newline="")
+
+    def first(self) -> str | None:
+        return self.io.readline() or None
+
+    @property
+    def end(self) -> int:
+        return self.io.tell() if self._offsets else -1
 
 
 def sniff_delimiter(header_line: str) -> str:
     return ";" if header_line.count(";") > header_line.count(",") else ","
 
 
-def _records(lines: list[str], delimiter: str) -> Iterator[tuple[int, int, list[str]]]:
-    """(first line, last line, cells) of every record after the header, blank ones skipped."""
-    reader = csv.reader(iter(lines[1:]), delimiter=delimiter)
-    done = 1
+def _records(lines: _Lines, delimiter: str) -> Iterator[tuple[int, int, int, list[str]]]:
+    """(first line, last line, end offset, cells) of every record after the header, blank ones skipped."""
+    reader = csv.reader(lines.io, delimiter=delimiter)
+    done, blank = 1, 0
     while True:
         try:
             cells = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
+            if "field larger than field limit" in str(exc):
+                raise CsvFileError(f"line {done + 1}: a cell is longer than {MAX_CELL} characters") from None
             raise CsvFileError(f"line {done + 1}: {exc}") from None
         first, done = done + 1, reader.line_num + 1
         if any(c.strip() for c in cells):
-            yield first, done, cells
+            yield first, done, lines.end, cells
+        else:
+            blank += 1
+            if blank > MAX_BLANK_LINES:
+                raise CsvFileError(f"more than {MAX_BLANK_LINES} empty lines; remove them")
 
 
-def _header(lines: list[str]) -> tuple[list[str], str]:
-    if not lines or not lines[0].strip():
+def _header(first_line: str | None) -> tuple[list[str], str]:
+    if not first_line or not first_line.strip():
         raise CsvFileError(f"the first line must be a header naming the columns: {', '.join(COLUMNS)}")
-    delimiter = sniff_delimiter(lines[0])
-    names = [c.strip().lower() for c in next(csv.reader([lines[0]], delimiter=delimiter))]
+    delimiter = sniff_delimiter(first_line)
+    names = [c.strip().lower() for c in next(csv.reader([first_line], delimiter=delimiter))]
     unknown = [n for n in names if n and n not in COLUMNS]     # unnamed columns (trailing delimiters) are ignored
     if unknown:
         raise CsvFileError(f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))};"
@@ -125,20 +161,34 @@ def _header(lines: list[str]) -> tuple[list[str], str]:
     return names, delimiter
 
 
+def _cell_problem(names: list[str], cells: list[str]) -> str | None:
+    """Why a row's cells cannot even be parsed (NUL, size), before anything is built from them."""
+    for name, cell in zip(names, cells, strict=True):
+        if "\x00" in cell:
+            return f"{name or 'a cell'} contains a NUL character; remove it"
+        if len(cell) > MAX_CELL:
+            return f"{name or 'a cell'} is longer than {MAX_CELL} characters"
+    return None
+
+
 def parse_rows(text: str, max_rows: int = MAX_ROWS) -> list[RowResult | ParsedRow]:
     """Every data row as a ``ParsedRow``, or a ``RowResult`` with status error and the reason.
 
     Raises ``CsvFileError`` for a problem with the whole file.
     """
-    lines = physical_lines(text)
-    names, delimiter = _header(lines)
+    lines = _Lines(text)
+    names, delimiter = _header(lines.first())
     out: list[RowResult | ParsedRow] = []
-    for first, _, cells in _records(lines, delimiter):
+    for first, _, _, cells in _records(lines, delimiter):
         if len(out) == max_rows:
             raise CsvFileError(f"more than {max_rows} rows; split the file")
         if len(cells) != len(names):
             out.append(RowResult(first, "error", reason=f"{len(cells)} values, but the header has"
                                                         f" {len(names)} columns"))
+            continue
+        problem = _cell_problem(names, cells)
+        if problem is not None:
+            out.append(RowResult(first, "error", reason=problem))
             continue
         try:
             out.append(ParsedRow(first, parse_cells(dict(zip(names, cells, strict=True)))))
@@ -147,11 +197,24 @@ def parse_rows(text: str, max_rows: int = MAX_ROWS) -> list[RowResult | ParsedRo
     return out
 
 
+def guard_formula(cell: str) -> str:
+    """A text cell as the export writes it: a leading ``'`` when a spreadsheet would run it as a formula
+    (or when it starts with ``'`` itself, so the import's ``unguard_formula`` gives it back unchanged)."""
+    return _GUARD + cell if cell.startswith((*_FORMULA_START, _GUARD)) else cell
+
+
+def unguard_formula(cell: str) -> str:
+    """The import's inverse of ``guard_formula``: one leading ``'`` before such a start is removed."""
+    if cell.startswith(_GUARD) and cell[1:].startswith((*_FORMULA_START, _GUARD)):
+        return cell[1:]
+    return cell
+
+
 def parse_cells(cells: Mapping[str, str]) -> dict[str, Any]:
     """One row's text cells as cleaned device fields; raises ``RegistryError`` saying what is wrong."""
     fields: dict[str, Any] = {}
     for column, raw in cells.items():
-        value = raw.strip()
+        value = unguard_formula(raw.strip())
         if not column:
             continue
         if column == "app_key":
@@ -268,7 +331,8 @@ def export_rows(rows: Iterable[Mapping[str, Any]]) -> str:
     """Devices (as the API shows them) as CSV text with every column; ``app_key`` is always empty."""
     lines = [",".join(COLUMNS)]
     for row in rows:
-        lines.append(",".join(_quote(_cell(row, column)) for column in COLUMNS))
+        lines.append(",".join(_quote(_cell(row, column) if column in NUMERIC else guard_formula(_cell(row, column)))
+                              for column in COLUMNS))
     return "\r\n".join(lines) + "\r\n"
 
 
@@ -297,22 +361,19 @@ def split_chunks(text: str, size: int) -> tuple[list[Chunk], int]:
     Each piece is the header line followed by a verbatim slice of the file, so a line number the
     server reports for a piece maps back with ``Chunk.file_line``.
     """
-    lines = physical_lines(text)
-    _, delimiter = _header(lines)
-    header = lines[0] if lines[0].endswith(("\n", "\r")) else lines[0] + "\r\n"
+    lines = _Lines(text, offsets=True)
+    first_line = lines.first()
+    _, delimiter = _header(first_line)
+    assert first_line is not None
+    header = first_line if first_line.endswith(("\n", "\r")) else first_line + "\r\n"
     chunks: list[Chunk] = []
-    start, rows, total = 2, 0, 0
-    for _, last, _ in _records(lines, delimiter):
+    start_line, start_at, rows, total = 2, lines.end, 0, 0
+    for _, last, end_at, _ in _records(lines, delimiter):
         rows += 1
         total += 1
         if rows == size:
-            chunks.append(_chunk(header, lines, start, last, rows))
-            start, rows = last + 1, 0
+            chunks.append(Chunk(header + lines.text[start_at:end_at], start_line, rows))
+            start_line, start_at, rows = last + 1, end_at, 0
     if rows:
-        chunks.append(_chunk(header, lines, start, len(lines), rows))
+        chunks.append(Chunk(header + lines.text[start_at:], start_line, rows))
     return chunks, total
-
-
-def _chunk(header: str, lines: list[str], first: int, last: int, rows: int) -> Chunk:
-    body = "".join(lines[first - 1:last])
-    return Chunk(header + body, first, rows)

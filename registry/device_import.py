@@ -9,8 +9,10 @@ that has one), else by application, kind and name (http/mqtt devices without an 
   audit "update"), or report it unchanged. Columns the file leaves out, and an empty app_key,
   keep their stored values; the kind and the application never change (a row naming another
   application is an error, not a move);
-* one in another organization (than the key's, or than the row's application): the row is
-  refused without telling anything about it.
+* one in another organization than the key's: the row is refused with the same text a duplicate
+  gets from ``POST /devices`` ("dev_eui is already registered"), naming the field and not the
+  value, so the answer tells no more than that the identifier is taken. A global key whose row
+  names an application in another organization than the device's is told so (it sees both).
 
 New nbiot/http/mqtt devices get an ingest key, returned once in the row's result (like
 ``POST /devices``); ``POST /devices/{id}/rotate-ingest-key`` issues a new one later.
@@ -112,6 +114,12 @@ def _describe(identity: tuple[str, str], fields: dict[str, Any]) -> str:
     return f"{what} {value}" if what != "name" else f"the {fields['kind']} device named {fields['name']!r}"
 
 
+def _taken(identity: tuple[str, str]) -> str:
+    """The uniform refusal for an identifier stored outside the caller's organization (as errors.py's 409)."""
+    what, _ = identity
+    return f"{what} is already registered" if what != "name" else "the name is already registered"
+
+
 async def _import_chunk(conn: asyncpg.Connection, box: SecretBox, who: Principal,
                         chunk: list[tuple[int, ParsedRow]], apps: dict[str, str], default_app: str | None,
                         decoder_exists: DecoderExists, seen: dict[tuple[str, str], int],
@@ -192,8 +200,11 @@ def _decide(box: SecretBox, who: Principal, row: ParsedRow, identity: tuple[str,
     current = stored[0]
     org = str(current["organization_id"])
     target = explicit or default_app
-    if not who.sees(org) or (target is not None and apps.get(target, org) != org):
-        raise RegistryError(f"{_describe(identity, fields)} is registered in another organization")
+    if not who.sees(org):
+        raise RegistryError(_taken(identity))
+    if target is not None and apps.get(target, org) != org:
+        raise RegistryError(f"{_describe(identity, fields)} is in another organization than the row's application;"
+                            " import does not move devices between organizations")
     device_id = str(current["id"])
     if current["kind"] != fields["kind"]:
         raise RegistryError(f"{_describe(identity, fields)} is a {current['kind']} device; import does not change"

@@ -1,8 +1,17 @@
 """Storing JavaScript decoders: the one place that checks a codec compiles and runs its examples
-before it is saved, used by the API and by the repository importers of the CLI."""
+before it is saved (used by the API; the CLI's repository importers use ``slug`` and ``upsert``).
+
+Trials (a check before saving, the test endpoints) run user code, so they never run in the API's
+process and never on the distributor's workers: :class:`TrialRunner` sends them to a worker process
+of their own (``decoders.js.worker``), one trial at a time with a few waiting (:class:`TrialBusy`
+beyond), each under a hard deadline enforced by killing that worker. :func:`take_trial` rate-limits
+them with a token bucket in PostgreSQL, shared by every instance.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,9 +20,14 @@ from typing import Any
 import asyncpg
 
 from decoders import catalog
-from decoders.js import JsCodec, JsCompileError, Limits
-from decoders.js.examples import CodecExample, run_examples
+from decoders.js.trial import parse_examples
+from decoders.js.worker_client import WorkerLost, WorkerProcess, WorkerTimeout
 from registry.store import RegistryError
+
+MAX_EXAMPLES = 100
+TRIAL_DEADLINE_S = 10.0
+TRIAL_BURST = 10
+TRIAL_PER_S = 0.5
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
 
@@ -41,29 +55,114 @@ def check_id(decoder_id: str) -> None:
         raise RegistryError(f"{decoder_id!r} is a built-in decoder; choose another id")
 
 
-def check_codec(source: str, dialect: str | None, timeout_ms: int,
-                examples: Sequence[CodecExample] = ()) -> Checked:
-    """Compile and run the examples; RegistryError (with the line) when the code does not compile."""
+def examples_from(raw: Sequence[Any]) -> list[dict[str, Any]]:
+    """TTN-style examples (``{description, input: {fPort, bytes}, output: {data | errors}}``), checked for
+    shape and count before any code runs; RegistryError says which one is wrong."""
+    if len(raw) > MAX_EXAMPLES:
+        raise RegistryError(f"at most {MAX_EXAMPLES} examples per decoder, got {len(raw)}")
     try:
-        codec = JsCodec(source, dialect=dialect, limits=Limits(time_ms=timeout_ms))
-    except JsCompileError as exc:
-        raise RegistryError(f"the decoder does not compile: {exc}") from None
+        parse_examples(raw)
     except ValueError as exc:
         raise RegistryError(str(exc)) from None
-    outcomes = run_examples(codec, examples)
-    failures = tuple(f"{o.example.description or 'example'}: {o.message}" for o in outcomes if not o.passed)
-    return Checked(str(codec.dialect), sum(o.passed for o in outcomes), failures)
+    return [dict(item) for item in raw]
 
 
-def examples_from(raw: Sequence[Any]) -> list[CodecExample]:
-    """TTN-style examples (``{description, input: {fPort, bytes}, output: {data | errors}}``)."""
-    out = []
-    for i, item in enumerate(raw):
+class TrialBusy(Exception):
+    """Every trial slot is taken and enough requests wait already: answer 503 with Retry-After."""
+
+
+class TrialRunner:
+    """API trials in their own worker process, one at a time, at most ``max_waiting`` waiting, each stopped
+    after ``deadline_s``; the worker stops itself after ``idle_s`` without trials."""
+
+    def __init__(self, max_waiting: int = 4, deadline_s: float = TRIAL_DEADLINE_S, idle_s: float = 60.0) -> None:
+        self.max_waiting = max_waiting
+        self.deadline_s = deadline_s
+        self.idle_s = idle_s
+        self._worker = WorkerProcess()
+        self._lock = asyncio.Lock()
+        self._queued = 0
+        self._idle: asyncio.TimerHandle | None = None
+
+    @property
+    def full(self) -> bool:
+        """A trial now would be refused (:class:`TrialBusy`)."""
+        return self._queued > self.max_waiting
+
+    async def check(self, source: str, dialect: str | None, timeout_ms: int, examples: Sequence[Any]) -> Checked:
+        """Compile and run the examples; RegistryError when it does not compile or takes too long."""
         try:
-            out.append(CodecExample.from_mapping(item, str(item.get("routine", "decodeUplink"))))
-        except (ValueError, AttributeError) as exc:
-            raise RegistryError(f"example {i + 1}: {exc}") from None
-    return out
+            answer = await self._run({"op": "check", "s": [source, dialect, timeout_ms], "examples": list(examples)})
+        except WorkerTimeout:
+            raise RegistryError(f"checking the decoder and its {len(examples)} examples took longer than "
+                                f"{self.deadline_s:g} s and was stopped: make it faster or give fewer examples"
+                                ) from None
+        except WorkerLost as exc:
+            raise RegistryError(f"checking the decoder stopped its worker ({exc}); it may need too much memory"
+                                ) from None
+        if "error" in answer:
+            raise RegistryError(str(answer["error"]))
+        return Checked(str(answer["dialect"]), int(answer["passed"]), tuple(answer["failures"]))
+
+    async def try_codec(self, source: str, dialect: str | None, timeout_ms: int, payload: bytes, fport: int | None,
+                        variables: dict[str, str]) -> dict[str, Any]:
+        """Decode once: ``{data, measurements, warnings, errors}``; a trial stopped at the deadline is an error."""
+        message = {"op": "try", "s": [source, dialect, timeout_ms], "p": base64.b64encode(payload).decode(),
+                   "f": fport, "v": variables}
+        try:
+            answer: dict[str, Any] = await self._run(message)
+        except WorkerLost as exc:
+            why = (f"the trial took longer than {self.deadline_s:g} s and was stopped"
+                   if isinstance(exc, WorkerTimeout) else f"the trial stopped its worker ({exc})")
+            return {"data": {}, "measurements": [], "warnings": [], "errors": [why]}
+        if "error" in answer:
+            return {"data": {}, "measurements": [], "warnings": [], "errors": [str(answer["error"])]}
+        return answer
+
+    async def _run(self, message: dict[str, Any]) -> Any:
+        if self.full:
+            raise TrialBusy
+        self._queued += 1
+        try:
+            async with self._lock:
+                if self._idle is not None:
+                    self._idle.cancel()
+                try:
+                    return await asyncio.to_thread(self._worker.request, message, self.deadline_s)
+                finally:
+                    self._idle = asyncio.get_running_loop().call_later(self.idle_s, self._stop_idle)
+        finally:
+            self._queued -= 1
+
+    def _stop_idle(self) -> None:
+        self._idle = None
+        asyncio.get_running_loop().run_in_executor(None, self._worker.close)
+
+    def close(self) -> None:
+        """Stop the worker now (it holds nothing)."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        self._worker.close()
+
+
+async def take_trial(conn: asyncpg.Connection, bucket: str, burst: float = TRIAL_BURST,
+                     per_s: float = TRIAL_PER_S) -> float | None:
+    """Spend one trial token of ``bucket``: None when there was one, else the seconds until there is.
+    One atomic statement, so every instance shares the bucket and concurrent trials cannot overspend it."""
+    left = await conn.fetchval(
+        "INSERT INTO trial_limits AS t (bucket, tokens, updated_at) VALUES ($1, $2::float8 - 1, now())"
+        " ON CONFLICT (bucket) DO UPDATE SET"
+        " tokens = LEAST($2::float8, t.tokens + EXTRACT(EPOCH FROM now() - t.updated_at)::float8 * $3::float8) - 1,"
+        " updated_at = now()"
+        " WHERE LEAST($2::float8, t.tokens + EXTRACT(EPOCH FROM now() - t.updated_at)::float8 * $3::float8) >= 1"
+        " RETURNING tokens", bucket, float(burst), float(per_s))
+    if left is not None:
+        return None
+    wait = await conn.fetchval(
+        "SELECT (1 - LEAST($2::float8, tokens + EXTRACT(EPOCH FROM now() - updated_at)::float8 * $3::float8))"
+        " / $3::float8 FROM trial_limits WHERE bucket = $1", bucket, float(burst), float(per_s))
+    return max(0.0, float(wait or 0.0))
 
 
 async def upsert(conn: asyncpg.Connection, *, decoder_id: str, organization_id: str | None, source: str,

@@ -55,6 +55,12 @@ class Consumer:
     timeout_s: float = 10.0
     enabled: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    url_full: str | None = field(default=None, repr=False)   # the URL with credentials (url is masked), if any
+
+    @property
+    def target_url(self) -> str:
+        """The URL to connect to: the whole one when its credentials are stored apart, else ``url``."""
+        return self.url_full or self.url
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +99,12 @@ class JsDecoderRecord:
 
     def usable_by(self, organization_id: str) -> bool:
         return self.organization_id is None or self.organization_id == organization_id
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationToken:
+    """A token ChirpStack's HTTP integration sends (``Authorization: Bearer``); the cache keys it by SHA-256."""
+
+    id: str
+    name: str
+    chirpstack_tenant_id: str | None = None    # None: events of any tenant; else only this tenant's

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from registry.consumer_url import mask_url
 from registry.secrets import SecretBox, hash_token, new_token
 
 _HEX16 = re.compile(r"^[0-9a-fA-F]{16}$")
@@ -66,13 +67,22 @@ async def create_consumer(
     format: str = "native", secret: str | None = None, headers: dict[str, str] | None = None, qos: int = 1,
     batch_size: int = 1, batch_wait_ms: int = 0, timeout_s: float = 10.0, options: dict[str, Any] | None = None,
 ) -> str:
+    """Create a consumer; credentials in ``url`` are stored encrypted (``url_enc``), ``url`` keeps the masked form."""
     return str(await conn.fetchval(
-        "INSERT INTO consumers (organization_id, name, kind, url, format, secret_enc, headers_enc, qos, batch_size,"
-        " batch_wait_ms, timeout_s, options) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING id",
-        organization_id, name, kind, url, format, box.encrypt(secret) if secret else None,
+        "INSERT INTO consumers (organization_id, name, kind, url, url_enc, format, secret_enc, headers_enc, qos,"
+        " batch_size, batch_wait_ms, timeout_s, options)"
+        " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING id",
+        organization_id, name, kind, *stored_url(box, url), format, box.encrypt(secret) if secret else None,
         box.encrypt(orjson.dumps(headers).decode()) if headers else None, qos, batch_size, batch_wait_ms,
         timeout_s, options or {},
     ))
+
+
+def stored_url(box: SecretBox, url: str) -> tuple[str, bytes | None]:
+    """(``consumers.url``, ``consumers.url_enc``) for ``url``: the masked form, and the whole URL encrypted if
+    masking changed it (``registry.consumer_url``)."""
+    masked = mask_url(url)
+    return masked, box.encrypt(url) if masked != url else None
 
 
 async def create_subscription(

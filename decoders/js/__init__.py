@@ -10,20 +10,45 @@ Modules, each with one job:
 * ``examples``: TTN-style example runner (deep JSON equality with a diff message);
 * ``spec``, ``ttn_repository``, ``chirpstack_repository``, ``yaml12``: importers of the two public
   device repositories and their per-codec example report;
-* ``bridge``: a :class:`decoders.catalog.Decoder` made from a JsCodec.
+* ``bridge``: a :class:`decoders.catalog.Decoder` made from a JsCodec;
+* ``worker``, ``wire``, ``worker_client``: the worker process that runs codecs off the service's event
+  loop, its frames, and a blocking client with a hard deadline (for the API's trials).
 
 Exceptions: :class:`JsCompileError` (ValueError) from the constructor only; every call returns a result.
 """
 
-from decoders.js.chirpstack_repository import scan_chirpstack_repository
+from typing import TYPE_CHECKING, Any
+
 from decoders.js.codec import JsCodec, JsCodecStats
 from decoders.js.dialects import Dialect, detect_dialect
 from decoders.js.engine import JsCompileError
 from decoders.js.examples import CodecExample, ExampleOutcome, run_examples
 from decoders.js.limits import Limits
 from decoders.js.results import CallOutcome, EncodeResult, NormalizeResult
-from decoders.js.spec import CodecReport, CodecSpec, run_codec_examples
-from decoders.js.ttn_repository import scan_ttn_repository
+
+if TYPE_CHECKING:
+    from decoders.js.chirpstack_repository import scan_chirpstack_repository
+    from decoders.js.spec import CodecReport, CodecSpec, run_codec_examples
+    from decoders.js.ttn_repository import scan_ttn_repository
+
+_LAZY = {
+    "scan_chirpstack_repository": "decoders.js.chirpstack_repository",
+    "CodecReport": "decoders.js.spec",
+    "CodecSpec": "decoders.js.spec",
+    "run_codec_examples": "decoders.js.spec",
+    "scan_ttn_repository": "decoders.js.ttn_repository",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The repository importers load on first use (YAML and all): a worker process never needs them."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'decoders.js' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "CallOutcome",

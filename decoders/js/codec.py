@@ -3,25 +3,20 @@
 Contexts: each thread that uses a codec gets its own QuickJS context (``decoders.js.engine`` explains
 why a context cannot cross threads), built on first use; the constructor builds the calling thread's
 and so rejects code that does not compile or load. Calls reuse that context; the script is never
-parsed again unless the context is spent (a time or memory limit hit, or state it could not restore),
-in which case the next call builds a fresh one (``stats`` counts these).
+parsed again unless the context is spent (a time or memory limit hit, or a global it could not
+remove), in which case the next call builds a fresh one (``stats`` counts these).
 
-Isolation between calls (costs measured by tests/perf/bench_js.py; mechanics in ``decoders.js.harness``):
-every call gets fresh copies of its inputs and runs against frozen built-ins; afterwards the global
-object is put back as it was after load (added globals deleted, reassigned ones restored,
-``globalThis``'s prototype reset), and if the call wrote into the codec's top-level data (a changed
-array length, key count, or one of the first 64 values), the context is rebuilt before the next call.
-So what a call leaves in globals, built-ins or (small) top-level data is never seen by the next call,
-whichever device that is for. The same holds for one device's consecutive calls: there is no
-per-device state, as on ChirpStack v4 (a new QuickJS runtime per decode), OS2iot (a worker per decode)
-and The Things Stack (a new VM per run). A fresh context per call would give that for free but costs
-about 2 ms (the context, the shims, the codec's parse); the reset costs 1-5 us.
+Isolation between calls (mechanics in ``decoders.js.harness``, costs in tests/perf/bench_js.py): every
+call runs the codec's top level again through its factory, so its ``var``/``let``/``const`` bindings,
+closures, function properties and ``Map``s start fresh; its inputs are fresh copies; built-ins are
+frozen deeply; and the globals a call adds (sloppy codecs assign undeclared ones, string- or
+symbol-keyed) are deleted after it. So whatever device the previous call was for, nothing of it is
+seen by the next, as on ChirpStack v4 (a new QuickJS runtime per decode), OS2iot (a worker per decode)
+and The Things Stack (a new VM per run), at a fraction of the cost of a context per call (~2 ms).
 
-What survives a call is state a codec keeps on purpose where a reset cannot look: closures, top-level
-``let``/``const`` bindings, deep inside large tables. Callers that share one codec between parties
-that must not see each other's data (one codec, several organizations) pass ``isolation_key`` (the
-organization, or the device) and get a separate context per key, in a per-thread LRU of
-``max_isolated`` contexts (about 140 KiB each).
+``isolation_key`` still gives a separate context per key (the organization, for a decoder shared by
+every organization), in a per-thread LRU of ``max_isolated`` contexts: the one channel left between
+calls, functions a codec hangs on a built-in while loading, then never crosses organizations.
 """
 
 from __future__ import annotations
@@ -35,7 +30,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from decoders.contract import DecodeResult
-from decoders.js.dialects import ENCODE_FUNCTION, Call, Dialect, encode_call, resolve_dialect, uplink_call, uplink_input
+from decoders.js.dialects import (
+    ENCODE_FUNCTION,
+    UPLINK_FUNCTION,
+    Call,
+    Dialect,
+    encode_call,
+    resolve_dialect,
+    uplink_call,
+    uplink_input,
+)
 from decoders.js.engine import Engine, EngineFailure, JsCompileError
 from decoders.js.limits import Limits
 from decoders.js.os2iot import os2iot_metadata, os2iot_payload
@@ -102,7 +106,6 @@ class JsCodec:
         engine = self._build()
         self.functions: frozenset[str] = engine.functions
         self.dialect: Dialect = resolve_dialect(dialect, engine.functions)
-        self.stateful_globals: tuple[str, ...] = engine.stateful_globals
         self._contexts().shared = engine
 
     @property
@@ -126,15 +129,40 @@ class JsCodec:
     ) -> DecodeResult:
         """Decode one uplink. ``variables``: ChirpStack device variables; ``event`` and ``device``: the
         source event and device record, used by OS2iot decoders only; ``recv_time`` defaults to now."""
+        return self.decode_normalized(payload, fport, variables=variables, event=event, device=device,
+                                      recv_time=recv_time, isolation_key=isolation_key, normalize=False)[0]
+
+    def decode_normalized(
+        self,
+        payload: bytes,
+        fport: int | None,
+        *,
+        variables: Mapping[str, str] | None = None,
+        event: Mapping[str, Any] | None = None,
+        device: Mapping[str, Any] | None = None,
+        recv_time: datetime | None = None,
+        isolation_key: str | None = None,
+        normalize: bool = True,
+    ) -> tuple[DecodeResult, NormalizeResult | None]:
+        """Decode, and for a codec with ``normalizeUplink`` normalize the decoded data in the same call (one
+        run of the codec per uplink); the NormalizeResult is None without normalizeUplink or when decoding failed."""
         moment = recv_time or datetime.now(UTC)
         os2iot_args = None
         if self.dialect is Dialect.OS2IOT:
             try:
                 os2iot_args = (os2iot_payload(payload, fport, moment, event, device), os2iot_metadata(device))
             except Exception as exc:  # a malformed event or device record is this message's error
-                return DecodeResult(errors=[f"cannot build the OS2iot arguments: {type(exc).__name__}: {exc}"])
-        call = uplink_call(self.dialect, payload, fport, _millis(moment), variables, os2iot_args)
-        return decode_result(call.function, self._run(call, isolation_key))
+                errors = [f"cannot build the OS2iot arguments: {type(exc).__name__}: {exc}"]
+                return DecodeResult(errors=errors), None
+        wanted = normalize and self.has_normalize and UPLINK_FUNCTION[self.dialect] == "decodeUplink"
+        call = uplink_call(self.dialect, payload, fport, _millis(moment), variables, os2iot_args, wanted)
+        outcome = self._run(call, isolation_key)
+        result = decode_result(call.function, outcome)
+        if not wanted or not result.ok:
+            return result, None
+        if outcome.normalized is None:  # the harness judged the answer differently: ask separately
+            return result, self.normalize(result.data, isolation_key=isolation_key)
+        return result, normalize_result(outcome.normalized)
 
     def decode_downlink(
         self, payload: bytes, fport: int | None, *, variables: Mapping[str, str] | None = None

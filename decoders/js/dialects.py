@@ -81,12 +81,15 @@ class Call:
     function: str
     args: tuple[Any, ...]
     recv_time_ms: int | None = None
+    normalize: bool = False  # TTN: also run normalizeUplink on the decoded data, in the same call
 
     def to_json(self) -> str:
         """The harness's argument string; raises TypeError when an argument is not JSON."""
         body: dict[str, Any] = {"fn": self.function, "args": self.args}
         if self.recv_time_ms is not None:
             body["recvTime"] = self.recv_time_ms
+        if self.normalize:
+            body["norm"] = 1
         return orjson.dumps(body).decode()
 
 
@@ -107,8 +110,10 @@ def uplink_call(
     recv_time_ms: int,
     variables: Mapping[str, str] | None = None,
     os2iot_args: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    normalize: bool = False,
 ) -> Call:
-    """The call that decodes an uplink in ``dialect``; OS2iot takes its prepared (payload, metadata)."""
+    """The call that decodes an uplink in ``dialect``; OS2iot takes its prepared (payload, metadata).
+    ``normalize``: a TTN/ChirpStack v4 call also runs ``normalizeUplink`` on the decoded data."""
     if dialect is Dialect.CHIRPSTACK_V3:
         return Call("Decode", (fport, list(payload), dict(variables or {})))
     if dialect is Dialect.OS2IOT:
@@ -116,7 +121,8 @@ def uplink_call(
             raise ValueError("an OS2iot call needs its payload and metadata")
         return Call("decode", os2iot_args)
     with_variables = dialect is Dialect.CHIRPSTACK_V4
-    return Call("decodeUplink", (uplink_input(payload, fport, variables, with_variables=with_variables),), recv_time_ms)
+    return Call("decodeUplink", (uplink_input(payload, fport, variables, with_variables=with_variables),), recv_time_ms,
+                normalize)
 
 
 def encode_call(

@@ -1,11 +1,14 @@
 """One QuickJS context holding one loaded codec, used by the one thread that created it.
 
-The ``quickjs`` binding gives each ``Context`` its own runtime (heap, limits, job queue) and releases
-the GIL while JavaScript runs; its authors found that a runtime touched by two threads crashes even
-when the accesses do not overlap, so :class:`Engine` refuses calls from any thread but its creator's
-(``decoders.js.codec`` keeps one engine per thread). An engine that hit its time or memory limit, or
-whose state could not be restored after a call, raises :class:`EngineFailure` or reports itself
-unusable, and its owner builds a fresh one: a new context costs about 0.2 ms plus loading the codec.
+The engine is quickjs-ng (PyPI ``quickjs-ng``, module ``quickjs``): its interrupt handler, which
+enforces the time limit, also runs inside the regular-expression engine, so a catastrophic regex
+stops at the limit like a loop does. Each ``Context`` is its own runtime (heap, limits, job queue)
+and the binding releases the GIL while JavaScript runs; a runtime touched by two threads can crash
+even when the accesses do not overlap, so :class:`Engine` refuses calls from any thread but its
+creator's (``decoders.js.codec`` keeps one engine per thread). An engine that hit its time or memory
+limit, or whose state could not be restored after a call, raises :class:`EngineFailure` or reports
+itself unusable, and its owner builds a fresh one (a few milliseconds: the context, the shims, the
+codec's parse and load run, and freezing the built-ins).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 import quickjs
 
-from decoders.js.harness import LOOKUP_JS, harness_expression
+from decoders.js.harness import factory_source, harness_expression
 from decoders.js.limits import MIB, Limits
 from decoders.js.shims import shims_for
 
@@ -55,7 +58,7 @@ def _limit_failure(exc: BaseException, limits: Limits) -> EngineFailure:
         return EngineFailure("timeout", f"timed out after {limits.time_ms:g} ms")
     if "out of memory" in first:
         return EngineFailure("memory", f"out of memory (limit {limits.memory_bytes / MIB:g} MiB)")
-    if "stack overflow" in first:
+    if "stack overflow" in first or "Maximum call stack size exceeded" in first:
         return EngineFailure("stack", "stack overflow")
     return EngineFailure("internal", f"JavaScript runtime error: {first}")
 
@@ -76,7 +79,7 @@ def _compile_error(exc: BaseException, limits: Limits) -> JsCompileError:
 class Engine:
     """A context with the shims, the harness and one codec loaded, sealed and ready for calls."""
 
-    __slots__ = ("_call", "_ctx", "_limits", "_reset", "_thread", "functions", "stateful_globals")
+    __slots__ = ("_call", "_ctx", "_limits", "_reset", "_thread", "functions")
 
     def __init__(self, source: str, limits: Limits) -> None:
         if "\x00" in source:
@@ -101,20 +104,16 @@ class Engine:
         self._reset: Any = ctx.eval("__iotd_harness.reset")
         seal: Any = ctx.eval("__iotd_harness.seal")
         ctx.eval("delete globalThis.__iotd_harness;")
+        wrapped = factory_source(source)
         try:
-            ctx.eval(source)
+            info = json.loads(seal(ctx.eval(wrapped), wrapped[1:-1]))
         except quickjs.JSException as exc:
             raise _compile_error(exc, limits) from None
         except UnicodeEncodeError:
             raise JsCompileError("the source is not valid Unicode text") from None
-        try:
-            info = json.loads(seal(ctx.eval(LOOKUP_JS)))
-        except quickjs.JSException as exc:
-            raise _compile_error(exc, limits) from None
         ctx.set_time_limit(limits.time_ms / 1000)
         self._ctx = ctx
         self.functions: frozenset[str] = frozenset(info["functions"])
-        self.stateful_globals: tuple[str, ...] = tuple(info["stateful"])
 
     def call(self, args_json: str) -> tuple[str, bool]:
         """Run one harness call; returns its JSON envelope and whether this engine may be used again.

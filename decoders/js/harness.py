@@ -1,31 +1,40 @@
-"""The JavaScript half of the sandbox: runs one codec call and puts the context back as it was after load.
+"""The JavaScript half of the sandbox: loads a codec as a factory and runs every call on fresh codec state.
 
 It is evaluated in each context after the shims and before the codec, so it captures the built-ins
-(``JSON``, ``Reflect``, ``Object``) before the codec can replace them; Python keeps handles to its three
-functions and nothing of it stays reachable from the codec's globals.
+(``JSON``, ``Reflect``, ``Object``, ``Set``) before the codec can replace them; Python keeps handles to its
+three functions and nothing of it stays reachable from the codec's globals.
 
-* ``seal(found)`` (once, after the codec loaded): remembers the codec's entry functions; freezes the
-  built-ins one level deep (constructors, prototypes, ``Math``/``JSON``/``Reflect``, the shims, and
-  whatever the codec hung on them while loading), with SES-style "override taming" so that
-  ``obj.toString = f`` and ``err.message = m`` still work on ordinary objects; makes built-in global
-  bindings read-only and every global binding non-configurable, recording the codec's own; plans the
-  check of the codec's top-level data (below).
-* ``call(json)``: parses the arguments (so every call gets fresh copies), calls the entry function,
-  JSON-encodes ``{r: result, e: error, l: console lines}``, bounds its size, then ``reset()``s. A leading
-  ``"!"`` on the answer tells Python the state could not be restored and the context must be rebuilt
-  (a one-character flag: a second call from Python would cost more than the check).
-* ``reset()``: restores ``globalThis``'s prototype; when the count of enumerable globals changed, or
-  a ``defineProperty`` targeted the global object, deletes every global the call added; restores the
-  codec's reassigned globals; and checks its top-level data (array lengths, key counts of objects up
-  to 32 keys, the first 64 values by identity). Returns 1 when something cannot be put back.
+Fresh state per call (as ChirpStack and The Things Stack give each call its own runtime): the codec is
+loaded wrapped in a factory, ``(function () { <source>\\n;return {decodeUplink: ..., ...}; })``
+(:func:`factory_source`; the prefix shares the first source line, so line numbers stay the codec's),
+in sloppy mode as a script would be, and the factory is called with ``this`` = the global object for
+every call. Top-level ``var``/``let``/``const``, function declarations, closures, function properties
+and ``Map``s are therefore made anew by each call; a lookup table built at top level is rebuilt per call
+(tests/perf/bench_js.py measures what that costs).
 
-Measured on the 2-core dev machine: the reset costs about 1 us of JavaScript per call without top-level
-data and 3-5 us with a small lookup table, against 4-100 us for an exact JSON fingerprint of such tables.
+* ``seal(factory, text)`` (once): checks that the factory is exactly the wrapper (a source that closes
+  the function early, to keep state outside it, is refused), runs it once (the load: syntax and load
+  errors surface here, polyfills land on the built-ins), remembers which entry functions it defines,
+  then freezes every built-in deeply (each object reachable from the global bindings and the hidden
+  intrinsics, including what the codec hung on them while loading), with SES-style "override taming"
+  so that ``obj.toString = f`` and ``err.message = m`` still work on ordinary objects, and puts the
+  global object back as it was before the load: the codec's own globals (undeclared assignments) are
+  made again by every call. A ``Map``, ``Set``, typed array or ``Date`` left on a built-in at load
+  would be shared state: loading fails instead.
+* ``call(json)``: parses the arguments (fresh copies), runs the factory, calls the entry function (and,
+  when asked, ``normalizeUplink`` on a JSON copy of the decoded data, in the same run), JSON-encodes
+  ``{r: result, e: error, n: normalized, ne: its error, l: console lines}``, bounds its size, then
+  ``reset()``s. A leading ``"!"`` tells Python the state could not be restored and the context must be
+  rebuilt.
+* ``reset()``: restores ``globalThis``'s prototype and, when the count of enumerable or symbol-keyed
+  globals changed, or a ``defineProperty`` targeted the global object, deletes every global the call
+  added. Returns 1 when something cannot be put back (a non-configurable global added by a call).
 
-What a reset cannot see: state kept in closures or top-level ``let``/``const`` bindings, properties
-added to functions, values deep in large top-level tables (beyond the 64 checked), the contents of
-``Map``/``Set``/typed arrays, and symbol-keyed globals. A codec has to be written to keep state that
-way; ``decoders/js/codec.py`` says how callers confine such codecs.
+Re-running the top level per call meets frozen built-ins: a load-time ``Object.defineProperty(Array.prototype,
+'sum', ...)`` done again is skipped (the wrappers of ``defineProperty``/``defineProperties``/
+``Reflect.defineProperty`` leave an existing property of a sealed object alone), and a sloppy-mode
+assignment to one is ignored, as JavaScript does for frozen objects. What remains shared between calls
+is only what a codec puts on a built-in while loading: such functions keep the scope of the load run.
 """
 
 from __future__ import annotations
@@ -33,35 +42,45 @@ from __future__ import annotations
 import json
 from typing import Any
 
-LOOKUP_JS = r"""
-(function () {
-  var found = {}, t;
-  try { t = decodeUplink; if (typeof t === 'function') found.decodeUplink = t; } catch (e) {}
-  try { t = normalizeUplink; if (typeof t === 'function') found.normalizeUplink = t; } catch (e) {}
-  try { t = encodeDownlink; if (typeof t === 'function') found.encodeDownlink = t; } catch (e) {}
-  try { t = decodeDownlink; if (typeof t === 'function') found.decodeDownlink = t; } catch (e) {}
-  try { t = Decode; if (typeof t === 'function') found.Decode = t; } catch (e) {}
-  try { t = Encode; if (typeof t === 'function') found.Encode = t; } catch (e) {}
-  try { t = decode; if (typeof t === 'function') found.decode = t; } catch (e) {}
-  return found;
-})()
-"""
-"""Evaluated as a script after the codec: sees top-level ``let``/``const`` bindings as well as globals."""
+ENTRY_FUNCTIONS = ("decodeUplink", "normalizeUplink", "encodeDownlink", "decodeDownlink", "Decode", "Encode",
+                   "decode")
+"""The functions a codec may define; the factory hands back those it defines."""
+
+_FACTORY_OPEN = "(function () { "
+_FACTORY_CLOSE = (
+    "\n;return {"
+    + ", ".join(f"{name}: typeof {name} === 'function' ? {name} : undefined" for name in ENTRY_FUNCTIONS)
+    + "}; })"
+)
+
+
+def factory_source(source: str) -> str:
+    """The codec wrapped in its factory; ``[1:-1]`` of it is the factory's own text (``seal`` checks it)."""
+    return _FACTORY_OPEN + source + _FACTORY_CLOSE
+
 
 HARNESS_JS = r"""
 (function (G, options) {
   'use strict';
   var apply = Reflect.apply, ownKeys = Reflect.ownKeys, deleteProperty = Reflect.deleteProperty;
-  var getProto = Object.getPrototypeOf, getDesc = Object.getOwnPropertyDescriptor;
+  var getProto = Object.getPrototypeOf, setProto = Object.setPrototypeOf, getDesc = Object.getOwnPropertyDescriptor;
   var defineProperty = Object.defineProperty, freeze = Object.freeze, create = Object.create;
-  var jsonParse = JSON.parse, jsonStringify = JSON.stringify, isArray = Array.isArray;
-  var DateCtor = Date, StringCtor = String, ErrorCtor = Error;
+  var symbolsOf = Object.getOwnPropertySymbols;
+  var jsonParse = JSON.parse, jsonStringify = JSON.stringify;
+  var DateCtor = Date, StringCtor = String, ErrorCtor = Error, TypeErrorCtor = TypeError;
   var arrayJoin = Array.prototype.join, strSlice = String.prototype.slice;
-  var regexExec = RegExp.prototype.exec;
+  var regexExec = RegExp.prototype.exec, fnToString = Function.prototype.toString;
+  var SetCtor = Set, setAdd = Set.prototype.add, setHas = Set.prototype.has;
+  var WeakSetCtor = WeakSet, weakAdd = WeakSet.prototype.add, weakHas = WeakSet.prototype.has;
+  var ENTRIES = %(entries)s;
+
+  // The harness's own lists have no prototype: a codec's load-time setters on Array.prototype cannot see them.
+  function list() { var l = []; setProto(l, null); return l; }
+  function append(l, value) { l[l.length] = value; }
 
   var maxLogLines = options.maxLogLines, maxLogChars = options.maxLogChars;
   var capture = options.captureConsole, maxOutput = options.maxOutputChars;
-  var logs = [], droppedLogs = 0;
+  var logs = list(), droppedLogs = 0;
 
   function show(value) {
     if (typeof value === 'string') return value;
@@ -74,11 +93,11 @@ HARNESS_JS = r"""
   function log() {
     if (!capture) return;
     if (logs.length >= maxLogLines) { droppedLogs++; return; }
-    var parts = [];
-    for (var i = 0; i < arguments.length && i < 16; i++) parts[i] = show(arguments[i]);
+    var parts = list();
+    for (var i = 0; i < arguments.length && i < 16; i++) append(parts, show(arguments[i]));
     var line = apply(arrayJoin, parts, [' ']);
     if (line.length > maxLogChars) line = apply(strSlice, line, [0, maxLogChars]) + '...';
-    logs[logs.length] = line;
+    append(logs, line);
   }
   var consoleObject = {
     log: log, info: log, warn: log, error: log, debug: log, trace: log, dir: log,
@@ -86,44 +105,54 @@ HARNESS_JS = r"""
   };
   defineProperty(G, 'console', { value: consoleObject, writable: true, configurable: true, enumerable: false });
 
-  var pristine = create(null), pristineValues = [];
+  var pristine = create(null), pristineValues = list();
   (function () {
     var keys = ownKeys(G);
     for (var i = 0; i < keys.length; i++) {
       pristine[keys[i]] = true;
-      pristineValues[pristineValues.length] = G[keys[i]];
+      append(pristineValues, G[keys[i]]);
     }
   })();
 
-  // The only ways to add a non-enumerable global; the cheap per-call check counts enumerable ones.
+  var sealed = new WeakSetCtor(), baseSet = create(null), baseProto = getProto(G);
+  var factory = null, enumCount = 0, symCount = 0;
+
+  // A property of a sealed object that exists already is left alone: the top level, run again by every
+  // call, repeats what it did to the built-ins at load. Any other definition on the global object marks
+  // it for the reset (the only ways to add a non-enumerable global; the cheap per-call check counts).
   var globalTouched = false;
   var rawDefine = defineProperty, rawDefineAll = Object.defineProperties, rawReflectDefine = Reflect.defineProperty;
+  function settled(obj, key) {
+    if (obj === G) return baseSet[key] === true && !getDesc(G, key).configurable;
+    return obj !== null && (typeof obj === 'object' || typeof obj === 'function') && apply(weakHas, sealed, [obj]) &&
+      getDesc(obj, key) !== undefined;
+  }
   Object.defineProperty = function defineProperty(obj, key, desc) {
+    if (settled(obj, key)) return obj;
     if (obj === G) globalTouched = true;
     return rawDefine(obj, key, desc);
   };
   Object.defineProperties = function defineProperties(obj, props) {
     if (obj === G) globalTouched = true;
-    return rawDefineAll(obj, props);
+    if (obj === null || (typeof obj !== 'object' && typeof obj !== 'function') || !apply(weakHas, sealed, [obj])) {
+      return rawDefineAll(obj, props);
+    }
+    var keys = ownKeys(props), desc;
+    for (var i = 0; i < keys.length; i++) {
+      desc = getDesc(props, keys[i]);
+      if (desc && desc.enumerable && !settled(obj, keys[i])) rawDefine(obj, keys[i], props[keys[i]]);
+    }
+    return obj;
   };
   Reflect.defineProperty = function defineProperty(obj, key, desc) {
+    if (settled(obj, key)) return true;
     if (obj === G) globalTouched = true;
     return rawReflectDefine(obj, key, desc);
   };
 
-  var entries = create(null), baseSet = create(null), baseProto = getProto(G), setProto = Object.setPrototypeOf;
-  var codecNames = [], codecValues = [], enumCount = 0, dataNames = [];
-
   var TAMED = create(null);
   TAMED.constructor = true; TAMED.toString = true; TAMED.valueOf = true; TAMED.toLocaleString = true;
   TAMED.name = true; TAMED.message = true;
-
-  // Array methods are never called on the harness's own arrays (a codec may have replaced them at load).
-  function append(list, value) { list[list.length] = value; }
-  function contains(list, value) {
-    for (var i = 0; i < list.length; i++) if (list[i] === value) return true;
-    return false;
-  }
 
   // A frozen prototype makes `obj.toString = f` fail silently on every object inheriting from it (the
   // "override mistake"); an accessor whose setter defines an own property on the receiver avoids that.
@@ -136,7 +165,7 @@ HARNESS_JS = r"""
         rawDefine(proto, key, {
           get: function () { return value; },
           set: function (v) {
-            if (this === proto) throw new TypeError('Cannot assign to read only property ' + key);
+            if (this === proto) throw new TypeErrorCtor('Cannot assign to read only property ' + key);
             rawDefine(this, key, { value: v, writable: true, enumerable: true, configurable: true });
           },
           enumerable: enumerable, configurable: false
@@ -145,70 +174,101 @@ HARNESS_JS = r"""
     }
   }
 
-  // Built-ins and what the codec hung on them at load are frozen one level deep: constructors, their
-  // prototypes and namespace objects. Their methods stay extensible (a state channel only on purpose).
+  // Objects whose state lives in internal slots stay writable when frozen (map.set, view[0] = 1). Found by
+  // brand checks (a method of the kind that throws for anything else), tried only on objects whose
+  // prototype chain leads to such a kind, and by ArrayBuffer.isView for typed arrays and DataViews.
+  var isView = ArrayBuffer.isView, brandProtos = list(), brandChecks = list();
+  (function () {
+    function getter(ctor, name) { return getDesc(ctor.prototype, name).get; }
+    var kinds = [[Map, getter(Map, 'size')], [Set, getter(Set, 'size')], [WeakMap, WeakMap.prototype.has],
+                 [WeakSet, WeakSet.prototype.has], [Date, Date.prototype.getTime],
+                 [ArrayBuffer, getter(ArrayBuffer, 'byteLength')]];
+    var optional = [['SharedArrayBuffer', 'byteLength', true], ['WeakRef', 'deref', false],
+                    ['FinalizationRegistry', 'unregister', false], ['DisposableStack', 'disposed', true],
+                    ['AsyncDisposableStack', 'disposed', true]];
+    for (var i = 0; i < optional.length; i++) {
+      var ctor = G[optional[i][0]];
+      if (typeof ctor !== 'function') continue;
+      append(kinds, [ctor, optional[i][2] ? getter(ctor, optional[i][1]) : ctor.prototype[optional[i][1]]]);
+    }
+    for (i = 0; i < kinds.length; i++) { append(brandProtos, kinds[i][0].prototype); append(brandChecks, kinds[i][1]); }
+  })();
+  function stateful(obj) {
+    if (isView(obj)) return true;
+    for (var p = getProto(obj), depth = 0; p !== null && depth < 16; p = getProto(p), depth++) {
+      for (var i = 0; i < brandProtos.length; i++) {
+        if (p !== brandProtos[i]) continue;
+        try { apply(brandChecks[i], obj, [{}]); return true; } catch (e) { return false; }
+      }
+    }
+    return false;
+  }
+
+  // Intrinsics no global binding reaches: reached through an instance's prototype chain.
+  function hiddenIntrinsics() {
+    var out = list(), makers = [
+      function () { return function* () {}; }, function () { return (function* () {})(); },
+      function () { return async function () {}; }, function () { return async function* () {}; },
+      function () { return (async function* () {})(); }, function () { return [][Symbol.iterator](); },
+      function () { return new Map().entries(); }, function () { return new Set().values(); },
+      function () { return ''[Symbol.iterator](); }, function () { return 'a'.matchAll(/a/g); },
+      function () { return [].values().map(function (v) { return v; }); },
+      function () { return Iterator.from({ next: function () { return { done: true }; } }); }
+    ];
+    for (var i = 0; i < makers.length; i++) {
+      try { append(out, makers[i]()); } catch (e) { /* not in this engine */ }
+    }
+    return out;
+  }
+
+  // Every object reachable from the built-ins (own values, accessors, prototypes) is frozen, so neither a
+  // built-in nor one of its methods can carry a value from one call to the next.
+  function intrinsicRoots() {
+    var roots = list(), keys = ownKeys(G), hidden = hiddenIntrinsics(), i;
+    for (i = 0; i < pristineValues.length; i++) append(roots, pristineValues[i]);
+    for (i = 0; i < keys.length; i++) if (pristine[keys[i]]) append(roots, G[keys[i]]);
+    for (i = 0; i < hidden.length; i++) append(roots, getProto(hidden[i]));
+    return roots;
+  }
+
+  function deepFreeze(roots) {
+    var seen = new SetCtor(), queue = list(), keys, obj, desc, i, j;
+    function visit(v) {
+      if (v === null || v === G || (typeof v !== 'object' && typeof v !== 'function')) return;
+      if (apply(setHas, seen, [v])) return;
+      apply(setAdd, seen, [v]);
+      append(queue, v);
+    }
+    for (i = 0; i < roots.length; i++) visit(roots[i]);
+    for (i = 0; i < queue.length; i++) {
+      obj = queue[i];
+      visit(getProto(obj));
+      keys = ownKeys(obj);
+      for (j = 0; j < keys.length; j++) {
+        desc = getDesc(obj, keys[j]);
+        if (!desc) continue;
+        if ('value' in desc) visit(desc.value);
+        else { visit(desc.get); visit(desc.set); }
+      }
+    }
+    for (i = 0; i < queue.length; i++) {
+      obj = queue[i];
+      if (stateful(obj)) {
+        throw new TypeErrorCtor('the codec leaves a Map, Set, typed array, Date or the like on a built-in while ' +
+                                'loading; built-ins are frozen and shared by every call: keep it in a variable');
+      }
+      freeze(obj);
+      apply(weakAdd, sealed, [obj]);
+    }
+  }
+
   function hardenIntrinsics() {
     var errors = [Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError];
     if (typeof InternalError === 'function') append(errors, InternalError);
     if (typeof AggregateError === 'function') append(errors, AggregateError);
     tame(Object.prototype);
     for (var i = 0; i < errors.length; i++) tame(errors[i].prototype);
-    var hidden = [function* () {}, async function () {}, async function* () {}, [][Symbol.iterator](),
-                  new Map().entries(), new Set().values(), ''[Symbol.iterator](), Uint8Array];
-    var roots = [], keys = ownKeys(G), obj, j;
-    for (i = 0; i < pristineValues.length; i++) append(roots, pristineValues[i]);
-    for (i = 0; i < keys.length; i++) if (pristine[keys[i]]) append(roots, G[keys[i]]);
-    for (i = 0; i < hidden.length; i++) {
-      for (obj = getProto(hidden[i]), j = 0; obj && j < 3; obj = getProto(obj), j++) append(roots, obj);
-    }
-    for (i = 0; i < roots.length; i++) {
-      obj = roots[i];
-      if (obj === G || obj === null || (typeof obj !== 'object' && typeof obj !== 'function')) continue;
-      if (typeof obj === 'function') {
-        var proto = getDesc(obj, 'prototype');
-        if (proto && proto.value && typeof proto.value === 'object') freeze(proto.value);
-      }
-      freeze(obj);
-    }
-  }
-
-  // The codec's top-level data (objects and arrays its globals hold) is checked after every call with a
-  // plan made at seal: array lengths, key counts of objects with at most 32 keys, and the first 64
-  // values reachable breadth-first, compared by identity. Cheap (about 1 us for a small lookup table);
-  // a change means a call wrote into shared data, and the context is rebuilt before the next call.
-  var sizeObjs = [], sizeVals = [], sizeIsArray = [], valueObjs = [], valueKeys = [], valueVals = [];
-
-  function planDataChecks() {
-    var queue = [], seen = [], budget = 64, i, j, obj, keys, size, array, key, desc;
-    for (i = 0; i < dataNames.length; i++) append(queue, G[dataNames[i]]);
-    for (i = 0; i < queue.length; i++) {
-      obj = queue[i];
-      array = isArray(obj);
-      keys = array ? null : ownKeys(obj);
-      size = array ? obj.length : keys.length;
-      if (!array && size > 32) continue;
-      append(sizeObjs, obj); append(sizeVals, size); append(sizeIsArray, array);
-      for (j = 0; j < size && budget > 0; j++) {
-        key = array ? j : keys[j];
-        desc = getDesc(obj, key);
-        if (!desc || !('value' in desc)) continue;
-        budget--;
-        append(valueObjs, obj); append(valueKeys, key); append(valueVals, desc.value);
-        if (desc.value !== null && typeof desc.value === 'object' && !contains(seen, desc.value)) {
-          append(seen, desc.value);
-          append(queue, desc.value);
-        }
-      }
-    }
-  }
-
-  function dataChanged() {
-    var i;
-    for (i = 0; i < sizeObjs.length; i++) {
-      if ((sizeIsArray[i] ? sizeObjs[i].length : ownKeys(sizeObjs[i]).length) !== sizeVals[i]) return true;
-    }
-    for (i = 0; i < valueObjs.length; i++) if (valueObjs[i][valueKeys[i]] !== valueVals[i]) return true;
-    return false;
+    deepFreeze(intrinsicRoots());
   }
 
   function countEnumerable() {
@@ -217,35 +277,36 @@ HARNESS_JS = r"""
     return n;
   }
 
-  function seal(found) {
-    var names = [], i, keys, key, desc;
-    keys = ownKeys(found);
-    for (i = 0; i < keys.length; i++) {
-      if (typeof found[keys[i]] === 'function') { entries[keys[i]] = found[keys[i]]; append(names, keys[i]); }
+  function seal(f, text) {
+    if (typeof f !== 'function' || apply(fnToString, f, []) !== text) {
+      throw new TypeErrorCtor('the source must be a script: it ends the function it is loaded in');
     }
+    factory = f;
+    var api = apply(f, G, []), names = list(), i, keys, key, desc;
+    for (i = 0; i < ENTRIES.length; i++) if (typeof api[ENTRIES[i]] === 'function') append(names, ENTRIES[i]);
     hardenIntrinsics();
     keys = ownKeys(G);
     for (i = 0; i < keys.length; i++) {
       key = keys[i];
       desc = getDesc(G, key);
-      baseSet[key] = true;
       if (pristine[key]) {
         // Built-in bindings become read-only: a call cannot swap JSON or Math for the next one.
         if ('value' in desc) rawDefine(G, key, { writable: false, configurable: false });
         else rawDefine(G, key, { configurable: false });
-        continue;
-      }
-      if (desc.configurable) rawDefine(G, key, { configurable: false });
-      if ('value' in desc && desc.writable) {
-        append(codecNames, key);
-        append(codecValues, desc.value);
-        if (desc.value !== null && typeof desc.value === 'object') append(dataNames, key);
+        baseSet[key] = true;
+      } else if (!deleteProperty(G, key)) {
+        // A non-configurable global from the load stays; read-only and deeply frozen, it holds no state.
+        if ('value' in desc) rawDefine(G, key, { writable: false });
+        baseSet[key] = true;
+        var held = list();
+        append(held, desc.value); append(held, desc.get); append(held, desc.set);
+        deepFreeze(held);
       }
     }
     enumCount = countEnumerable();
+    symCount = symbolsOf(G).length;
     globalTouched = false;
-    planDataChecks();
-    return jsonStringify({ functions: names, stateful: dataNames });
+    return jsonStringify({ functions: names });
   }
 
   function reset() {
@@ -253,21 +314,13 @@ HARNESS_JS = r"""
     if (getProto(G) !== baseProto) {
       try { setProto(G, baseProto); } catch (e) { dirty = 1; }
     }
-    if (globalTouched || countEnumerable() !== enumCount) {
+    if (globalTouched || countEnumerable() !== enumCount || symbolsOf(G).length !== symCount) {
       keys = ownKeys(G);
       for (i = 0; i < keys.length; i++) {
-        if (!baseSet[keys[i]] && !deleteProperty(G, keys[i])) dirty = 1;
+        if (baseSet[keys[i]] !== true && !deleteProperty(G, keys[i])) dirty = 1;
       }
       globalTouched = false;
-      if (countEnumerable() !== enumCount) dirty = 1;
-    }
-    for (i = 0; i < codecNames.length; i++) {
-      if (G[codecNames[i]] !== codecValues[i]) {
-        try { G[codecNames[i]] = codecValues[i]; } catch (e) { dirty = 1; }
-      }
-    }
-    if (sizeObjs.length || valueObjs.length) {
-      try { if (dataChanged()) dirty = 1; } catch (e) { dirty = 1; }
+      if (countEnumerable() !== enumCount || symbolsOf(G).length !== symCount) dirty = 1;
     }
     return dirty;
   }
@@ -276,7 +329,8 @@ HARNESS_JS = r"""
     try {
       if (err instanceof ErrorCtor) {
         var text = StringCtor(err.name) + ': ' + StringCtor(err.message);
-        var where = apply(regexExec, /at ([^\s(]+) \(<input>:(\d+)\)|at <input>:(\d+)/, [StringCtor(err.stack)]);
+        var where = apply(regexExec, /at ([^\s(]+) \(<input>:(\d+)(?::\d+)?\)|at <input>:(\d+)/,
+                          [StringCtor(err.stack)]);
         if (where) text += where[2] ? ' (in ' + where[1] + ', line ' + where[2] + ')' : ' (line ' + where[3] + ')';
         return text;
       }
@@ -289,23 +343,33 @@ HARNESS_JS = r"""
 
   function call(argsJson) {
     var out, dirty = 0;
-    logs = [];
+    logs = list();
     droppedLogs = 0;
     try {
-      var a = jsonParse(argsJson), env = create(null), fn = entries[a.fn];
-      if (typeof fn !== 'function') {
-        env.e = 'the codec defines no ' + a.fn + '()';
-      } else {
-        var first = a.args[0];
-        if (a.recvTime !== undefined && first !== null && typeof first === 'object') {
-          first.recvTime = new DateCtor(a.recvTime);
+      var a = jsonParse(argsJson), env = create(null);
+      try {
+        var api = apply(factory, G, []), fn = api[a.fn];
+        if (typeof fn !== 'function') {
+          env.e = 'the codec defines no ' + a.fn + '()';
+        } else {
+          var first = a.args[0];
+          if (a.recvTime !== undefined && first !== null && typeof first === 'object') {
+            first.recvTime = new DateCtor(a.recvTime);
+          }
+          var r = env.r = apply(fn, undefined, a.args);
+          // TTN's normalizeUplink on the decoded data, in the same run: one call per uplink, not two.
+          if (a.norm && typeof api.normalizeUplink === 'function' && r !== null && typeof r === 'object' &&
+              r.data !== null && typeof r.data === 'object' && !(r.errors && r.errors.length)) {
+            try {
+              env.n = apply(api.normalizeUplink, undefined, [{ data: jsonParse(jsonStringify(r.data)) }]);
+            } catch (err) {
+              env.ne = describe(err);
+            }
+          }
         }
-        try {
-          env.r = apply(fn, undefined, a.args);
-        } catch (err) {
-          env.e = describe(err);
-          if (apply(regexExec, /out of memory/, [env.e])) dirty = 1;
-        }
+      } catch (err) {
+        env.e = describe(err);
+        if (apply(regexExec, /out of memory/, [env.e])) dirty = 1;
       }
       if (droppedLogs) append(logs, '(' + droppedLogs + ' more console lines dropped)');
       if (logs.length) env.l = logs;
@@ -331,4 +395,5 @@ HARNESS_JS = r"""
 
 def harness_expression(options: dict[str, Any]) -> str:
     """The script that installs the harness with these options and evaluates to its handle."""
-    return f"{HARNESS_JS}(globalThis, {json.dumps(options)})"
+    body = HARNESS_JS.replace("%(entries)s", json.dumps(list(ENTRY_FUNCTIONS)))
+    return f"{body}(globalThis, {json.dumps(options)})"

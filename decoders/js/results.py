@@ -31,6 +31,7 @@ class CallOutcome:
     returned: bool = False
     error: str | None = None
     logs: tuple[str, ...] = ()
+    normalized: CallOutcome | None = None  # normalizeUplink's answer, when the call asked for it and it ran
 
     @classmethod
     def failed(cls, error: str) -> CallOutcome:
@@ -76,7 +77,11 @@ def parse_envelope(text: str) -> CallOutcome:
     error = env.get("e")
     if error is not None:
         return CallOutcome(error=str(error), logs=logs)
-    return CallOutcome(value=env.get("r"), returned="r" in env, logs=logs)
+    normalized = None
+    if "n" in env or "ne" in env:
+        failed = env.get("ne")
+        normalized = CallOutcome(value=env.get("n"), returned="n" in env, error=None if failed is None else str(failed))
+    return CallOutcome(value=env.get("r"), returned="r" in env, logs=logs, normalized=normalized)
 
 
 def shape_of(value: Any, returned: bool = True) -> str:

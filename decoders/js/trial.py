@@ -1,22 +1,32 @@
-"""Try a JavaScript codec once on one payload: the API's and the CLI's test, same sandbox and limits."""
+"""Try a JavaScript codec: once on one payload, or on its examples. The same sandbox and limits serve the
+API's trials (in a worker process, ``decoders.js.worker``) and the CLI (in its own process)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from decoders.contract import Measurement, preset_measurements
+from decoders.contract import DecodeResult, Measurement, preset_measurements
 from decoders.js.codec import JsCodec
 from decoders.js.engine import JsCompileError
+from decoders.js.examples import CodecExample, run_examples
 from decoders.js.limits import Limits
+from decoders.js.results import NormalizeResult
 from decoders.ttn_normalized import measurements_from_normalized
 
 
 def measurements_of(codec: JsCodec, data: dict[str, Any], warnings: list[str],
                     isolation_key: str | None = None) -> list[Measurement]:
-    """Vocabulary-named fields of ``data``, plus TTN's normalized payload when the codec has one."""
+    """Vocabulary-named fields of ``data``, plus TTN's normalized payload when the codec has one (a second
+    call; :func:`decode_measured` does both in one)."""
+    normalized = codec.normalize(data, isolation_key=isolation_key) if codec.has_normalize else None
+    return measured(data, warnings, normalized)
+
+
+def measured(data: dict[str, Any], warnings: list[str], normalized: NormalizeResult | None) -> list[Measurement]:
+    """Vocabulary-named fields of ``data``, plus those of TTN's normalized payload (its errors become warnings)."""
     measurements = preset_measurements(data)
-    if codec.has_normalize:
-        normalized = codec.normalize(data, isolation_key=isolation_key)
+    if normalized is not None:
         if normalized.ok:
             have = {m.name for m in measurements}
             measurements += [m for m in measurements_from_normalized(normalized.data) if m.name not in have]
@@ -25,14 +35,52 @@ def measurements_of(codec: JsCodec, data: dict[str, Any], warnings: list[str],
     return measurements
 
 
+def decode_measured(codec: JsCodec, payload: bytes, fport: int | None, **context: Any
+                    ) -> tuple[DecodeResult, list[Measurement]]:
+    """Decode and measure one uplink with one call into the codec (``context``: see ``JsCodec.decode``)."""
+    result, normalized = codec.decode_normalized(payload, fport, **context)
+    if not result.ok:
+        return result, []
+    return result, measured(result.data, result.warnings, normalized)
+
+
 def try_codec(source: str, dialect: str | None, timeout_ms: int, payload: bytes, fport: int | None,
-             variables: dict[str, str]) -> dict[str, Any]:
+              variables: dict[str, str]) -> dict[str, Any]:
     """Compile and decode once, in the calling thread: ``{data, measurements, warnings, errors}``."""
     try:
         codec = JsCodec(source, dialect=dialect, limits=Limits(time_ms=timeout_ms))
     except (JsCompileError, ValueError) as exc:
         return {"data": {}, "measurements": [], "warnings": [], "errors": [f"does not compile: {exc}"]}
-    result = codec.decode(payload, fport, variables=variables)
-    measurements = measurements_of(codec, result.data, result.warnings) if result.ok else []
+    result, measurements = decode_measured(codec, payload, fport, variables=variables)
     return {"data": result.data, "measurements": [m.as_dict() for m in measurements], "warnings": result.warnings,
             "errors": result.errors}
+
+
+def parse_examples(raw: Sequence[Any]) -> list[CodecExample]:
+    """TTN-style examples (``{description, routine?, input: {fPort, bytes}, output: {data | errors}}``);
+    a ValueError names the first malformed one."""
+    out = []
+    for i, item in enumerate(raw):
+        try:
+            out.append(CodecExample.from_mapping(item, str(item.get("routine", "decodeUplink"))))
+        except (ValueError, AttributeError) as exc:
+            raise ValueError(f"example {i + 1}: {exc}") from None
+    return out
+
+
+def check_codec(source: str, dialect: str | None, timeout_ms: int, examples: Sequence[Any] = ()) -> dict[str, Any]:
+    """Compile and run the examples: ``{dialect, passed, failures}``, or ``{error}`` when it does not compile
+    (with the line) or an example is malformed."""
+    try:
+        parsed = parse_examples(examples)
+    except ValueError as exc:
+        return {"error": str(exc)}
+    try:
+        codec = JsCodec(source, dialect=dialect, limits=Limits(time_ms=timeout_ms))
+    except JsCompileError as exc:
+        return {"error": f"the decoder does not compile: {exc}"}
+    except ValueError as exc:
+        return {"error": str(exc)}
+    outcomes = run_examples(codec, parsed)
+    failures = [f"{o.example.description or 'example'}: {o.message}" for o in outcomes if not o.passed]
+    return {"dialect": str(codec.dialect), "passed": sum(o.passed for o in outcomes), "failures": failures}

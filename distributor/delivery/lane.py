@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass
 
@@ -102,7 +103,7 @@ class ConsumerLane:
                 continue
             self._busy += 1
             try:
-                await self.sink.send([p.item for p in batch])
+                await self.send([p.item for p in batch])
             except asyncio.CancelledError:
                 self._spill_batch(batch, "shutting down", None, attempts=1)
                 raise
@@ -112,11 +113,6 @@ class ConsumerLane:
                                   delay_s=self.policy.backoff(1, exc.retry_after),
                                   dead_reason=None if exc.retryable else "refused by the consumer",
                                   response=exc.response)
-            except Exception as exc:  # a sink bug must not lose the batch
-                log.exception("sink raised; spilled for retry", consumer=self.consumer.id,
-                              message_id=batch[0].item.message_id)
-                self._spill_batch(batch, f"{type(exc).__name__}: {exc}", None, attempts=1,
-                                  delay_s=self.policy.backoff(1))
             else:
                 now = time.time()
                 self.succeeded(len(batch))
@@ -125,6 +121,22 @@ class ConsumerLane:
                     p.finalizer.release(True)
             finally:
                 self._busy -= 1
+
+    async def send(self, items: list[Outgoing]) -> None:
+        """The sink's ``send``, for the lane and the retry worker alike: any other exception than a
+        ``DeliveryError`` (a sink bug, aiohttp's ``ValueError`` for a header it refuses, ...) becomes a
+        retryable ``DeliveryError("internal error: <type>")``, so the attempt is counted like any failure
+        and the retry policy dead-letters the delivery in the end instead of retrying it forever."""
+        try:
+            await self.sink.send(items)
+        except DeliveryError:
+            raise
+        except Exception as exc:  # logged without its text, which may hold a URL with credentials
+            where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            log.error("sink raised; counted as a failed attempt", consumer=self.consumer.id,
+                      message_id=items[0].message_id if items else None, error_type=type(exc).__name__,
+                      at=f"{where.filename}:{where.lineno}" if where else None)
+            raise DeliveryError(f"internal error: {type(exc).__name__}") from exc
 
     # --- outcomes, shared with the retry worker -------------------------------------------------
     def succeeded(self, n: int) -> None:

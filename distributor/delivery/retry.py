@@ -21,6 +21,7 @@ from distributor.delivery.lane import ConsumerLane
 from distributor.delivery.spill import attempt_record
 from distributor.metrics import Metrics
 from distributor.sinks.base import DeliveryError, Outgoing
+from registry.batches import is_data_error, reason
 
 log = structlog.get_logger("iotd.delivery.retry")
 
@@ -81,7 +82,7 @@ class RetryWorker:
                 now = time.monotonic()
                 for lane in list(self._lanes().values()):
                     if lane.breaker.may_probe(now):
-                        progressed |= await self.retry(lane) > 0
+                        progressed |= await self._retry_isolated(lane) > 0
                 if now >= next_backlog:
                     await self.update_backlog()
                     next_backlog = now + self._backlog_every_s
@@ -95,6 +96,18 @@ class RetryWorker:
             if not progressed:
                 await asyncio.sleep(self._poll_s)
 
+    async def _retry_isolated(self, lane: ConsumerLane) -> int:
+        """One consumer's pass; data PostgreSQL refuses for this consumer never stops the others' passes
+        (an outage still ends the whole pass: every consumer would fail the same way)."""
+        try:
+            return await self.retry(lane)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            log.error("retry pass for one consumer failed; the others go on", consumer=lane.consumer.id,
+                      error=reason(exc))
+            return 0
+
     async def retry(self, lane: ConsumerLane) -> int:
         """One pass for one consumer: claim due rows and send them. Returns how many were delivered."""
         probing = lane.breaker.state == "half-open"
@@ -107,7 +120,7 @@ class RetryWorker:
         for start in range(0, len(rows), lane.batch):
             chunk = rows[start : start + lane.batch]
             try:
-                await lane.sink.send([Outgoing(r["message_id"], r["body"], r["topic_vars"]) for r in chunk])
+                await lane.send([Outgoing(r["message_id"], r["body"], r["topic_vars"]) for r in chunk])
             except DeliveryError as exc:
                 lane.failed(len(chunk), exc)
                 self._metrics.retries.labels(lane.consumer.id, "failed").inc(len(chunk))

@@ -1,19 +1,23 @@
 """The per-consumer delivery log departments read: counts, last success, last failure and why.
 
 Lanes and the retry worker update a ``ConsumerStats`` in memory; ``StatsWriter`` folds them into
-``consumer_stats`` once a second (one statement per flush, not one per message).
+``consumer_stats`` once a second (one statement per flush, not one per message). A consumer's row
+PostgreSQL refuses is logged and dropped without holding back the other consumers' rows
+(``registry.batches``); the failure reason is stored cleaned and bounded (``registry.storable``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 import structlog
 
+from registry import storable
+from registry.batches import reason, write_isolating
 from registry.periodic import run_every
 
 log = structlog.get_logger("iotd.delivery.stats")
@@ -38,7 +42,7 @@ class ConsumerStats:
     def failure(self, n: int, reason: str, status: int | None) -> None:
         self.failed += n
         self.last_failure_at = datetime.now(UTC)
-        self.last_failure_reason = reason[:500]
+        self.last_failure_reason = storable.text(reason, 500)
         self.last_failure_status = status
         self.dirty = True
 
@@ -67,28 +71,11 @@ class StatsWriter:
         taken = {cid: s.take() for cid, s in self._source().items() if s.dirty}
         if not taken:
             return
-        ids = list(taken)
         try:
-            await self._pool.execute(
-                "INSERT INTO consumer_stats AS c (consumer_id, delivered, failed, last_success_at, last_failure_at,"
-                " last_failure_status, last_failure_reason, circuit)"
-                " SELECT x.* FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[],"
-                " $5::timestamptz[], $6::int[], $7::text[], $8::text[])"
-                " AS x(consumer_id, delivered, failed, last_success_at, last_failure_at, last_failure_status,"
-                " last_failure_reason, circuit)"
-                " WHERE EXISTS (SELECT 1 FROM consumers k WHERE k.id = x.consumer_id)"
-                " ON CONFLICT (consumer_id) DO UPDATE SET delivered = c.delivered + EXCLUDED.delivered,"
-                " failed = c.failed + EXCLUDED.failed,"
-                " last_success_at = COALESCE(EXCLUDED.last_success_at, c.last_success_at),"
-                " last_failure_at = COALESCE(EXCLUDED.last_failure_at, c.last_failure_at),"
-                " last_failure_status = COALESCE(EXCLUDED.last_failure_status, c.last_failure_status),"
-                " last_failure_reason = COALESCE(EXCLUDED.last_failure_reason, c.last_failure_reason),"
-                " circuit = EXCLUDED.circuit, updated_at = now()",
-                ids, [taken[i].delivered for i in ids], [taken[i].failed for i in ids],
-                [taken[i].last_success_at for i in ids], [taken[i].last_failure_at for i in ids],
-                [taken[i].last_failure_status for i in ids], [taken[i].last_failure_reason for i in ids],
-                [taken[i].circuit for i in ids],
-            )
+            async with self._pool.acquire() as conn:
+                for (cid, _), exc in await write_isolating(conn, list(taken.items()), _write):
+                    log.error("PostgreSQL refused a consumer's delivery-log row; dropped", consumer=cid,
+                              error=reason(exc))
         except BaseException:
             for cid, t in taken.items():  # put the counts back for the next flush
                 live = self._source().get(cid)
@@ -106,3 +93,26 @@ class StatsWriter:
             await self.flush()
         except Exception as exc:
             log.warning("final consumer stats flush failed", error=str(exc))
+
+
+async def _write(conn: asyncpg.Connection, rows: Sequence[tuple[str, ConsumerStats]]) -> None:
+    await conn.execute(
+        "INSERT INTO consumer_stats AS c (consumer_id, delivered, failed, last_success_at, last_failure_at,"
+        " last_failure_status, last_failure_reason, circuit)"
+        " SELECT x.* FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[],"
+        " $5::timestamptz[], $6::int[], $7::text[], $8::text[])"
+        " AS x(consumer_id, delivered, failed, last_success_at, last_failure_at, last_failure_status,"
+        " last_failure_reason, circuit)"
+        " WHERE EXISTS (SELECT 1 FROM consumers k WHERE k.id = x.consumer_id)"
+        " ON CONFLICT (consumer_id) DO UPDATE SET delivered = c.delivered + EXCLUDED.delivered,"
+        " failed = c.failed + EXCLUDED.failed,"
+        " last_success_at = COALESCE(EXCLUDED.last_success_at, c.last_success_at),"
+        " last_failure_at = COALESCE(EXCLUDED.last_failure_at, c.last_failure_at),"
+        " last_failure_status = COALESCE(EXCLUDED.last_failure_status, c.last_failure_status),"
+        " last_failure_reason = COALESCE(EXCLUDED.last_failure_reason, c.last_failure_reason),"
+        " circuit = EXCLUDED.circuit, updated_at = now()",
+        [cid for cid, _ in rows], [t.delivered for _, t in rows], [t.failed for _, t in rows],
+        [t.last_success_at for _, t in rows], [t.last_failure_at for _, t in rows],
+        [t.last_failure_status for _, t in rows], [t.last_failure_reason for _, t in rows],
+        [t.circuit for _, t in rows],
+    )

@@ -11,28 +11,42 @@ compares in constant time (``verify`` does both), and rejects timestamps more th
 minutes old so a captured request cannot be replayed later. ``X-Iotd-Message-Id`` lists the
 message ids in the body (comma-separated): delivery is at least once, receivers de-duplicate.
 
-Failures map to ``DeliveryError``: 408, 429 and 5xx, timeouts and connection errors are
-retryable (with ``Retry-After`` honoured); other 3xx/4xx are a permanent refusal. Redirects
-are not followed: a POST silently turned into a GET would look like success.
+Failures map to ``DeliveryError`` with a reason class, never a host, port or OS error text (the
+delivery log is the tenant's; a text like "connection refused: 10.0.0.5:22" would make it a port
+scanner): "HTTP <status>", "timeout", "connection refused", "cannot connect", "DNS lookup failed",
+"TLS error", "target address not allowed", "connection lost", "invalid URL". 408, 429 and 5xx,
+timeouts and connection errors are retryable (with ``Retry-After`` honoured); other 3xx/4xx are a
+permanent refusal, and at most ``storable.RESPONSE_TEXT`` bytes of such an answer are read and kept.
+Redirects are not followed: a POST silently turned into a GET would look like success, and a
+redirect could point anywhere. Where the sink may connect is ``distributor.sinks.guard``'s business.
+
+Credentials in the URL (``https://user:password@host/...``) become an ``Authorization: Basic``
+header built here; if the consumer configured its own ``Authorization`` header, that header wins
+and the URL's credentials are not sent. (aiohttp itself refuses a URL with credentials plus an
+Authorization header with a ``ValueError``, which used to abort the retry worker's pass.)
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import time
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+from yarl import URL
 
 from distributor.formats import join_batch
 from distributor.sinks.base import DeliveryError, Outgoing
+from distributor.sinks.guard import GuardedResolver, failure_class, guarded_socket_factory
+from registry import storable
 from registry.records import Consumer
+from registry.targets import TargetPolicy
 
 USER_AGENT = "iotd/0.1"
 CONNECTIONS_PER_SINK = 64
-_RESPONSE_KEEP = 1024            # bytes of an error response kept for the dead-letter record
+_RESPONSE_KEEP = storable.RESPONSE_TEXT   # bytes of an error answer read and kept for the dead letter
 _SUCCESS_DRAIN = 64 * 1024       # read (and drop) this much of a 2xx body so the connection is reused
 
 
@@ -61,12 +75,24 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _redacted(url: str) -> str:
-    """The URL without credentials or query (either may hold a token) for error details."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+def target_and_headers(url: str, headers: dict[str, str]) -> tuple[URL, dict[str, str]]:
+    """The URL without userinfo, and the headers with ``Authorization: Basic`` from it (unless one is set)."""
+    parsed = URL(url)
+    if parsed.user is None and parsed.password is None:
+        return parsed, dict(headers)
+    out = dict(headers)
+    if not any(name.lower() == "authorization" for name in headers):
+        pair = f"{parsed.user or ''}:{parsed.password or ''}".encode()
+        out["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+    return parsed.with_user(None), out
+
+
+def _connect_failure(exc: aiohttp.ClientConnectorError) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientConnectorSSLError):
+        return "TLS error"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError) and failure_class(exc.os_error) == "cannot connect":
+        return "DNS lookup failed"
+    return failure_class(exc.os_error)
 
 
 async def _read_some(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -82,25 +108,25 @@ async def _read_some(response: aiohttp.ClientResponse, limit: int) -> bytes:
 class HttpSink:
     """POSTs to one consumer over a pooled aiohttp session (keep-alive, up to 64 connections)."""
 
-    def __init__(self, consumer: Consumer, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(self, consumer: Consumer, *, policy: TargetPolicy) -> None:
         self._consumer = consumer
-        self._url = consumer.url
-        self._where = _redacted(consumer.url)
-        self._session = session
-        self._owns_session = session is None
-        self._timeout = aiohttp.ClientTimeout(total=consumer.timeout_s)
+        self._policy = policy
         content_type = "application/senml+json" if consumer.format == "senml" else "application/json"
-        self._headers = {"Content-Type": content_type, "User-Agent": USER_AGENT, **consumer.headers}
+        self._url, self._headers = target_and_headers(
+            consumer.target_url, {"Content-Type": content_type, "User-Agent": USER_AGENT, **consumer.headers})
+        self._session: aiohttp.ClientSession | None = None
+        self._timeout = aiohttp.ClientTimeout(total=consumer.timeout_s)
         self._single = consumer.batch_size <= 1
 
     async def start(self) -> None:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=CONNECTIONS_PER_SINK, ttl_dns_cache=300)
+            connector = aiohttp.TCPConnector(limit=CONNECTIONS_PER_SINK, ttl_dns_cache=300,
+                                             resolver=GuardedResolver(self._policy),
+                                             socket_factory=guarded_socket_factory(self._policy))
             self._session = aiohttp.ClientSession(connector=connector)
-            self._owns_session = True
 
     async def close(self) -> None:
-        if self._session is not None and self._owns_session:
+        if self._session is not None:
             await self._session.close()
         self._session = None
 
@@ -130,18 +156,19 @@ class HttpSink:
                 if 200 <= status < 300:
                     await _read_some(resp, _SUCCESS_DRAIN)
                     return
-                text = (await _read_some(resp, _RESPONSE_KEEP)).decode("utf-8", errors="replace")
+                text = storable.from_bytes(await _read_some(resp, _RESPONSE_KEEP), storable.RESPONSE_TEXT)
                 retry_after = resp.headers.get("Retry-After")
         except TimeoutError:  # asyncio.TimeoutError and aiohttp.ServerTimeoutError alike
-            raise DeliveryError(f"timeout after {self._consumer.timeout_s} s: {self._where}") from None
+            raise DeliveryError("timeout") from None
         except aiohttp.ClientConnectorError as exc:
-            reason = exc.os_error.strerror or type(exc.os_error).__name__
-            kind = "connection refused" if isinstance(exc.os_error, ConnectionRefusedError) else "cannot connect"
-            raise DeliveryError(f"{kind}: {exc.host}:{exc.port}: {reason}") from None
-        except (aiohttp.ClientError, OSError) as exc:
-            detail = str(exc).replace(self._url, self._where)
-            raise DeliveryError(f"connection error: {type(exc).__name__}: {detail}") from None
+            raise DeliveryError(_connect_failure(exc)) from None
+        except aiohttp.InvalidURL:
+            raise DeliveryError("invalid URL") from None
+        except aiohttp.ClientError:  # the server went away mid-answer, a broken answer, ...
+            raise DeliveryError("connection lost") from None
+        except OSError as exc:
+            raise DeliveryError(failure_class(exc)) from None
         if status in (408, 429) or status >= 500:
             raise DeliveryError(f"HTTP {status}", retryable=True, status=status,
                                 retry_after=parse_retry_after(retry_after), response=text)
-        raise DeliveryError(f"HTTP {status}: refused", retryable=False, status=status, response=text)
+        raise DeliveryError(f"HTTP {status}", retryable=False, status=status, response=text)

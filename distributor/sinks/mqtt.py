@@ -13,8 +13,14 @@ Maximum (Mosquitto ``max_inflight_messages``, 20 by default): ``_Window`` allows
 Maximum - 1) unacked publishes, resized on each CONNACK, and frees a slot only with the id.
 
 One MQTT v5 connection; gmqtt reconnects (unlimited, ``RECONNECT_DELAY_S`` apart), a failed first
-connect is retried in the background, and while disconnected ``send`` fails fast (retryable).
+connect is retried in the background, and while disconnected ``send`` fails fast (retryable) with
+the reason class of the last failed connect ("target address not allowed", "DNS lookup failed",
+"connection refused", ...: ``distributor.sinks.guard.failure_class``) or "broker not connected".
 No persistent session: what was unacked at a disconnect fails and the lane retries it.
+
+Every connect, the first and each of gmqtt's reconnects, resolves the broker's name, keeps the first
+address ``registry.targets`` allows and connects to exactly that address (``_Client._create_connection``);
+with ``mqtts://`` the certificate is still verified for the name (``guard.named_tls_context``).
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ from gmqtt.storage import PersistentStorage
 
 from distributor.mqtt_cork import cork
 from distributor.sinks.base import DeliveryError, Outgoing
+from distributor.sinks.guard import checked_address, failure_class, named_tls_context
 from registry.records import Consumer
+from registry.targets import TargetPolicy
 
 log = structlog.get_logger("iotd.sinks.mqtt")
 
@@ -152,9 +160,12 @@ class _AckBook(PersistentStorage):  # type: ignore[misc]
 class _Client(Client):  # type: ignore[misc]
     """gmqtt's client plus PUBACK reason codes, and a shutdown that also stops a reconnect under way."""
 
-    def __init__(self, client_id: str, book: _AckBook) -> None:
+    def __init__(self, client_id: str, book: _AckBook, policy: TargetPolicy,
+                 on_failure: Callable[[str], None] = lambda reason: None) -> None:
         super().__init__(client_id, persistent_storage=book)
         self.book = book
+        self._policy = policy
+        self._on_failure = on_failure
         self._down = False
         self._reconnecting: asyncio.Task[Any] | None = None
         handler = self._package_handler
@@ -166,6 +177,16 @@ class _Client(Client):  # type: ignore[misc]
             original(cmd, packet)
 
         handler._handle_puback_packet = on_puback  # looked up on the instance, so this replaces it
+
+    async def _create_connection(self, host: str, port: int, ssl: Any, clean_session: bool, keepalive: int) -> Any:
+        """gmqtt's connect and reconnect both come here: dial only an address the policy allows."""
+        try:
+            address = await checked_address(self._policy, host, port)
+            tls = named_tls_context(host) if ssl is True else ssl
+            return await super()._create_connection(address, port, tls, clean_session, keepalive)
+        except Exception as exc:
+            self._on_failure(failure_class(exc))
+            raise
 
     async def reconnect(self, delay: bool = False) -> None:
         if self._down:
@@ -189,11 +210,12 @@ class _Client(Client):  # type: ignore[misc]
 class MqttSink:
     """Publishes to one consumer's broker at the consumer's QoS (0; 1 and 2 both mean QoS 1)."""
 
-    def __init__(self, consumer: Consumer, client_id: str) -> None:
-        url = urlsplit(consumer.url)
+    def __init__(self, consumer: Consumer, client_id: str, *, policy: TargetPolicy) -> None:
+        url = urlsplit(consumer.target_url)
         if url.scheme not in ("mqtt", "mqtts") or not url.hostname:
             raise ValueError(f"consumer {consumer.id}: not an mqtt:// or mqtts:// URL")
-        self._consumer, self._client_id = consumer, client_id
+        self._consumer, self._client_id, self._policy = consumer, client_id, policy
+        self._down_reason = "broker not connected"   # what a send says while there is no connection
         self._host, self._ssl = url.hostname, url.scheme == "mqtts"
         self._port = url.port or (8883 if self._ssl else 1883)
         self._user = unquote(url.username) if url.username else None
@@ -214,12 +236,12 @@ class MqttSink:
             await self._connect()
         except Exception as exc:
             log.warning("mqtt consumer unreachable; connecting in the background", consumer=self._consumer.id,
-                        error=f"{type(exc).__name__}: {exc}")
+                        error=failure_class(exc), error_type=type(exc).__name__)
             self._retry = asyncio.create_task(self._connect_until_up(), name=f"mqtt-sink-{self._consumer.id}")
 
     async def _connect(self) -> None:
         book = _AckBook(self._window)
-        client = _Client(self._client_id, book)
+        client = _Client(self._client_id, book, self._policy, self._failed)
         client.on_connect, client.on_disconnect = self._on_connect, self._on_disconnect
         client.set_config({"reconnect_retries": UNLIMITED_RECONNECTS, "reconnect_delay": RECONNECT_DELAY_S})
         if self._user is not None:
@@ -227,10 +249,15 @@ class MqttSink:
         try:
             async with asyncio.timeout(max(self._timeout, 5.0)):
                 await client.connect(self._host, self._port, ssl=self._ssl, keepalive=30, version=MQTTv50)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                self._failed(failure_class(exc) if isinstance(exc, OSError) else "broker refused the connection")
             await client.shutdown()
             raise
         self._client = client
+
+    def _failed(self, reason: str) -> None:
+        self._down_reason = reason
 
     async def _connect_until_up(self) -> None:
         delay = 1.0
@@ -245,6 +272,7 @@ class MqttSink:
                 return
 
     def _on_connect(self, client: Any, flags: int, rc: int, properties: dict[str, Any]) -> None:
+        self._down_reason = "broker not connected"
         cork(client)   # PUBLISHes of one loop turn go out in one write
         receive_maximum = (properties.get("receive_maximum") or [65535])[0]
         self._window.resize(max(1, min(MAX_IN_FLIGHT, receive_maximum - 1)))
@@ -254,14 +282,14 @@ class MqttSink:
     def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
-        self._window.fail("broker connection lost")
+        self._window.fail("connection lost")
 
     async def send(self, batch: list[Outgoing]) -> None:
         client, lost = self._client, self._lost
         if not batch:
             return
         if client is None or lost is None or lost.done() or not client.is_connected:
-            raise DeliveryError("broker not connected")
+            raise DeliveryError(self._down_reason)
         book = client.book
         pending = _Batch(len(batch))
         try:
@@ -274,7 +302,7 @@ class MqttSink:
                     await self._window.acquire()
                     if lost.done() or not client.is_connected:
                         self._window.release()
-                        raise DeliveryError("broker connection lost")
+                        raise DeliveryError("connection lost")
                     book.last_mid = None
                     try:
                         client.publish(self.topic(o), o.body, qos=1, **props)
@@ -286,10 +314,10 @@ class MqttSink:
                 if self._qos == 1:
                     await asyncio.wait((pending.done, lost), return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
-            raise DeliveryError(f"no PUBACK within {self._timeout} s") from None
+            raise DeliveryError("timeout") from None            # no PUBACK within the consumer's timeout
         code = 0 if self._qos == 0 else pending.done.result() if pending.done.done() else _LOST
         if code == _LOST:
-            raise DeliveryError("broker connection lost before PUBACK")
+            raise DeliveryError("connection lost")              # before the PUBACK
         if code:
             raise DeliveryError(f"broker refused the publish: reason code 0x{code:02x}",
                                 retryable=code not in _PERMANENT, status=code)

@@ -54,7 +54,8 @@ def device_state_of(ev: ChirpStackEvent) -> tuple[dict[str, Any], dict[str, Any]
 def submit(pipeline: Pipeline, ev: ChirpStackEvent, finalizer: Finalizer, source: str, received_at: float) -> None:
     if ev.event != "up":
         detail, state = device_state_of(ev)
-        pipeline.device_event(ev.dev_eui, ev.event, detail, state, finalizer)
+        pipeline.device_event(ev.dev_eui, ev.event, detail, state, finalizer, ev.tenant_id or None,
+                              ev.application_id or None)
         return
     frame_key = (ev.dev_eui, ev.f_cnt, ev.f_port or 0) if ev.f_cnt is not None else None
     pipeline.handle(RawUplink(
@@ -63,4 +64,5 @@ def submit(pipeline: Pipeline, ev: ChirpStackEvent, finalizer: Finalizer, source
         frame_key=frame_key, raw_event=ev.raw,
         unknown_detail={"tenant_id": ev.tenant_id, "application_id": ev.application_id,
                         "device_name": ev.device_name, "device_profile": ev.device_profile_name},
+        tenant_id=ev.tenant_id or None, application_id=ev.application_id or None,
     ))

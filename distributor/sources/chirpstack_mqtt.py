@@ -28,6 +28,7 @@ from distributor.pipeline import Pipeline
 from distributor.sources.chirpstack import submit
 from distributor.sources.chirpstack_event import EventParseError
 from distributor.sources.chirpstack_parse import parse, parse_topic
+from registry.consumer_url import mask_url
 
 log = structlog.get_logger("iotd.source.chirpstack")
 SOURCE = "chirpstack-mqtt"
@@ -38,7 +39,7 @@ def broker_address(url: str) -> tuple[str, int, bool, str | None, str | None]:
     """(host, port, tls, username, password) from ``mqtt://user:pass@host:port`` or ``mqtts://``."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ValueError(f"MQTT URL must start with mqtt:// or mqtts://, got {url!r}")
+        raise ValueError(f"MQTT URL must start with mqtt:// or mqtts://, got {mask_url(url)!r}")
     tls = parts.scheme in ("mqtts", "ssl")
     return parts.hostname or "127.0.0.1", parts.port or (8883 if tls else 1883), tls, parts.username, parts.password
 

@@ -6,6 +6,12 @@ field of the event's own kind reads as its proto3 default (``snr`` 0.0, ``fCnt``
 ``level`` "INFO"), exactly what the protobuf message reports. Fields of other kinds stay None.
 The JSON path is hand-written over ``orjson`` because ``json_format.Parse`` costs ~20x more.
 ``tags`` and ``object`` are the very dicts inside ``raw`` (no copy on the hot path): read-only.
+
+Everything here comes from outside and ends up in PostgreSQL (unknown devices, device events,
+the latest message), so it is bounded at this edge: an event larger than ``MAX_EVENT_BYTES`` is
+refused, ``devEui`` must be 16 hex digits, ``deduplicationId`` at most 100 characters, and the
+names and ids ChirpStack gives (tenant, application, device, profile) and a log's description are
+made storable and cut to a sane length (``registry.storable``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
 from distributor.sources.chirpstack_event import ChirpStackEvent, EventParseError, GatewayReception
+from registry import storable
 
 __all__ = ["parse", "parse_json", "parse_protobuf", "parse_topic"]
 
@@ -34,6 +41,31 @@ if hasattr(integration, "IntegrationEvent"):  # removed in chirpstack-api 4.15 w
 _NO_DEDUP_ID = frozenset({"log", "txack"})  # the only messages without deduplication_id
 _F32 = struct.Struct("<f")
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
+_HEX = frozenset("0123456789abcdef")
+MAX_EVENT_BYTES = 1024 * 1024     # ChirpStack's own events are a few KiB; a frame is at most 242 bytes
+MAX_DEDUP_ID = 100                # a UUID in ChirpStack; bounded because it becomes part of every message
+MAX_TIME = 64                     # RFC 3339 with nanoseconds is 35 characters
+NAME = storable.IDENTIFIER_TEXT
+
+
+def _dev_eui(value: object) -> str:
+    """The lowercase EUI-64; anything else is not a device ChirpStack could have sent."""
+    if type(value) is not str or len(value) != 16:
+        raise EventParseError(f"deviceInfo.devEui must be 16 hex digits, got {value!r:.40}")
+    eui = value.lower()
+    if not _HEX.issuperset(eui):
+        raise EventParseError(f"deviceInfo.devEui must be 16 hex digits, got {value!r:.40}")
+    return eui
+
+
+def _dedup_id(value: str) -> str | None:
+    if len(value) > MAX_DEDUP_ID:
+        raise EventParseError(f"deduplicationId is longer than {MAX_DEDUP_ID} characters")
+    return storable.text(value, MAX_DEDUP_ID) or None
+
+
+def _time(value: str) -> str | None:
+    return storable.text(value, MAX_TIME) if value else None
 
 
 def parse_topic(topic: str) -> tuple[str, str, str] | None:
@@ -47,6 +79,8 @@ def parse_topic(topic: str) -> tuple[str, str, str] | None:
 
 def parse(event: str, body: bytes, content_type: str | None = None) -> ChirpStackEvent:
     """Pick the marshaler from the content type (HTTP integration), else sniff for a JSON object."""
+    if len(body) > MAX_EVENT_BYTES:
+        raise EventParseError(f"the event is larger than {MAX_EVENT_BYTES} bytes")
     if content_type:
         ct = content_type.lower()
         if "protobuf" in ct or "octet-stream" in ct:
@@ -156,12 +190,13 @@ def parse_json(event: str, body: bytes) -> ChirpStackEvent:
     if not info:
         raise EventParseError("deviceInfo missing")
     dev_eui = info.get("devEui")
-    if type(dev_eui) is not str or not dev_eui:
+    if dev_eui is None or dev_eui == "":
         raise EventParseError("deviceInfo.devEui missing")
+    text = storable.text
     ev = ChirpStackEvent(
-        event, dev_eui.lower(), _str(info, "tenantId"), _str(info, "applicationId"), _str(info, "deviceName"),
-        _str(info, "deviceProfileName"), _dict(info, "tags") or {}, _str(doc, "time") or None,
-        dedup_id=_str(doc, "deduplicationId") or None, raw=doc,
+        event, _dev_eui(dev_eui), text(_str(info, "tenantId"), NAME), text(_str(info, "applicationId"), NAME),
+        text(_str(info, "deviceName"), NAME), text(_str(info, "deviceProfileName"), NAME), _dict(info, "tags") or {},
+        _time(_str(doc, "time")), dedup_id=_dedup_id(_str(doc, "deduplicationId")), raw=doc,
     )
     if event == "up":
         ev.f_cnt = _int(doc, "fCnt")
@@ -189,7 +224,7 @@ def parse_json(event: str, body: bytes) -> ChirpStackEvent:
     elif event == "log":
         ev.level = _enum(doc, "level", integration.LogLevel)
         ev.code = _enum(doc, "code", integration.LogCode)
-        ev.description = _str(doc, "description")
+        ev.description = storable.text(_str(doc, "description"), storable.ERROR_TEXT)
     elif event == "join":
         ev.dev_addr = _str(doc, "devAddr") or None
     return ev
@@ -221,15 +256,18 @@ def parse_protobuf(event: str, body: bytes) -> ChirpStackEvent:
     info = msg.device_info
     if not info.dev_eui:
         raise EventParseError("deviceInfo.devEui missing")
+    dev_eui = _dev_eui(info.dev_eui)
     try:
         raw = json_format.MessageToDict(msg)
         obj = json_format.MessageToDict(msg.object) if event == "up" and msg.HasField("object") else None
     except ValueError as exc:  # e.g. NaN inside a Struct has no JSON form
         raise EventParseError(f"{cls.__name__} has no JSON mapping: {exc}") from None
+    text = storable.text
     ev = ChirpStackEvent(
-        event, info.dev_eui.lower(), info.tenant_id, info.application_id, info.device_name,
-        info.device_profile_name, dict(info.tags), msg.time.ToJsonString() if msg.HasField("time") else None,
-        dedup_id=None if event in _NO_DEDUP_ID else msg.deduplication_id or None, raw=raw,
+        event, dev_eui, text(info.tenant_id, NAME), text(info.application_id, NAME), text(info.device_name, NAME),
+        text(info.device_profile_name, NAME), dict(info.tags),
+        msg.time.ToJsonString() if msg.HasField("time") else None,
+        dedup_id=None if event in _NO_DEDUP_ID else _dedup_id(msg.deduplication_id), raw=raw,
     )
     if event == "up":
         ev.f_cnt = msg.f_cnt
@@ -248,7 +286,7 @@ def parse_protobuf(event: str, body: bytes) -> ChirpStackEvent:
     elif event == "log":
         ev.level = _enum_name(integration.LogLevel, msg.level)
         ev.code = _enum_name(integration.LogCode, msg.code)
-        ev.description = msg.description
+        ev.description = storable.text(msg.description, storable.ERROR_TEXT)
     elif event == "join":
         ev.dev_addr = msg.dev_addr or None
     return ev

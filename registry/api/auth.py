@@ -3,6 +3,10 @@
 A key is a long random token shown once; the database keeps its SHA-256. A key belongs to one
 organization with a role (``read`` < ``write`` < ``admin``), or is global (no organization),
 which sees every organization; a global ``admin`` key may create organizations and global keys.
+
+The HTTP guard (``distributor.http_guard``) authenticates the key from the headers before any body
+is read and leaves the ``Principal`` in the request's scope state (``PRINCIPAL``); the ``Who``
+dependency takes it from there (and authenticates itself only when no guard ran).
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from registry.secrets import hash_token
 ROLES = ("read", "write", "admin")
 _RANK = {role: i for i, role in enumerate(ROLES)}
 KEY_PREFIX = "iotd_ak"
+PRINCIPAL = "iotd_principal"       # scope["state"] key under which the HTTP guard leaves the caller
+MISSING_KEY = "missing API key: send `Authorization: Bearer <key>`"
+INVALID_KEY = "invalid API key (unknown, revoked or expired)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +58,18 @@ class Principal:
         return self.is_global or str(organization_id) == self.organization_id
 
 
-def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization", "")
+def bearer_value(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value; None when there is none."""
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "missing API key: send `Authorization: Bearer <key>`",
-                       headers={"WWW-Authenticate": "Bearer"})
-    return token.strip()
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def bearer_token(request: Request) -> str:
+    token = bearer_value(request.headers.get("authorization", ""))
+    if token is None:
+        raise ApiError(401, MISSING_KEY, headers={"WWW-Authenticate": "Bearer"})
+    return token
 
 
 async def authenticate(pool: asyncpg.Pool, token: str) -> Principal:
@@ -67,13 +79,16 @@ async def authenticate(pool: asyncpg.Pool, token: str) -> Principal:
         " AND (expires_at IS NULL OR expires_at > now()) RETURNING id, name, organization_id, role",
         hash_token(token))
     if row is None:
-        raise ApiError(401, "invalid API key (unknown, revoked or expired)", headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(401, INVALID_KEY, headers={"WWW-Authenticate": "Bearer"})
     org = row["organization_id"]
     return Principal(str(row["id"]), row["name"], str(org) if org is not None else None, row["role"])
 
 
 async def current_principal(request: Request) -> Principal:
-    """The FastAPI dependency: authenticate the request's key against the app's registry pool."""
+    """The FastAPI dependency: the caller the HTTP guard authenticated before the body was read."""
+    found = request.scope.get("state", {}).get(PRINCIPAL)
+    if isinstance(found, Principal):
+        return found
     return await authenticate(request.app.state.api_context.pool, bearer_token(request))
 
 

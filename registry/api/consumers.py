@@ -1,14 +1,15 @@
 """Consumers (where a department's data goes) and subscriptions (which data goes there).
 
-Credentials (the signing secret, extra headers, a password in an MQTT URL) are encrypted at
-rest and never returned; ``has_secret`` says whether one is set, and rotate-secret issues a
-new one, shown once.
+Credentials (the signing secret, extra headers, the userinfo, query and fragment of the URL) are
+encrypted at rest and never returned; ``has_secret`` says whether one is set, and rotate-secret
+issues a new one, shown once. The URL is shown, stored in ``url`` and written to the audit log in
+its masked form (``registry.consumer_url``); a PATCH that sends that masked URL back unchanged keeps
+the stored credentials, any other URL replaces them. Where a URL may point: ``consumer_urls``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 from uuid import UUID
 
 import asyncpg
@@ -18,14 +19,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from registry.api.auth import IfMatch, Who
 from registry.api.common import Page, Paging, Stamped, Table, Where, audit_create, audited, changes_of, with_etag
+from registry.api.consumer_urls import check_target, check_url
 from registry.api.context import ApiContext
+from registry.api.decoders import decoder_usable
 from registry.api.errors import ApiError, not_found
 from registry.api.organizations import require_organization
+from registry.consumer_url import mask_url
 from registry.secrets import new_token
+from registry.store import stored_url
 
 Format = Literal["native", "senml", "raw"]
 HeaderName = Annotated[str, Field(max_length=100, pattern=r"^[A-Za-z0-9-]+$")]
-Headers = dict[HeaderName, Annotated[str, Field(max_length=2000)]]
+Headers = dict[HeaderName, Annotated[str, Field(max_length=2000, pattern=r"^[^\r\n\x00]*$",
+                                                description="no line breaks or NUL")]]
 CONSUMERS = Table("consumer", "consumers", "t.organization_id",
                   "t.id, t.organization_id, t.name, t.kind, t.url, t.format, t.qos, t.batch_size, t.batch_wait_ms,"
                   " t.timeout_s, t.enabled, t.options, t.secret_enc IS NOT NULL AS has_secret,"
@@ -53,7 +59,8 @@ class ConsumerIn(ConsumerSettings):
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["http", "mqtt"]
     url: str = Field(min_length=1, max_length=2000,
-                     description="http(s)://... or mqtt(s)://[user:pass@]host:port/topic-template")
+                     description="http(s)://... or mqtt(s)://[user:pass@]host:port/topic-template; credentials"
+                                 " in it (userinfo, query, fragment) are stored encrypted and shown as ***")
     secret: str | None = Field(None, min_length=8, max_length=500, description="HTTP: HMAC signing secret")
     headers: Headers | None = Field(None, description="HTTP: extra request headers, e.g. Authorization")
 
@@ -77,7 +84,8 @@ class Consumer(Stamped):
     organization_id: UUID
     name: str
     kind: str
-    url: str = Field(description="a password in the URL is shown as ***")
+    url: str = Field(description="userinfo, query values and fragment are shown as ***; send this URL back"
+                                 " unchanged to keep them")
     format: str
     qos: int
     batch_size: int
@@ -111,31 +119,8 @@ class Subscription(Stamped):
     tags: dict[str, str]
 
 
-def check_url(kind: str, url: str) -> None:
-    parts = urlsplit(url)
-    schemes = ("http", "https") if kind == "http" else ("mqtt", "mqtts")
-    if parts.scheme not in schemes or not parts.hostname:
-        raise ApiError(422, f"a {kind} consumer's url must be {' or '.join(s + '://host' for s in schemes)}..., "
-                            f"got {redact_url(url)!r}")
-    if kind == "mqtt" and len(parts.path) <= 1:
-        raise ApiError(422, "an mqtt consumer's url needs a topic template, e.g. mqtt://host:1883/city/{device}")
-    try:
-        _ = parts.port
-    except ValueError:
-        raise ApiError(422, "the url's port is not a number between 0 and 65535") from None
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
-
-
 def consumer_out(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "url": redact_url(row["url"])}
+    return {**row, "url": mask_url(row["url"])}      # stored masked already; masking again costs nothing
 
 
 def consumer_shown(row: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +132,8 @@ def subscription_shown(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def check_targets(conn: asyncpg.Connection, organization_id: str, body: SubscriptionIn) -> None:
-    """Everything a subscription names must be in the consumer's organization (else 404)."""
+    """Everything a subscription names must be in the consumer's organization (else 404), and its decoder one
+    the organization may use (else 422, the same answer as for a decoder that does not exist)."""
     if body.application_id is not None and await conn.fetchval(
             "SELECT organization_id FROM applications WHERE id = $1", str(body.application_id)) != UUID(
             organization_id):
@@ -159,6 +145,8 @@ async def check_targets(conn: asyncpg.Connection, organization_id: str, body: Su
             organization_id)
         if found != len(set(body.device_ids)):
             raise not_found("device")
+    if body.decoder is not None and not await decoder_usable(conn, body.decoder, organization_id):
+        raise ApiError(422, f"no decoder {body.decoder!r}; see GET /api/v1/decoders")
 
 
 def routes(ctx: ApiContext) -> APIRouter:
@@ -167,14 +155,16 @@ def routes(ctx: ApiContext) -> APIRouter:
     @r.post("/consumers", status_code=201, response_model=Consumer, tags=["consumers"])
     async def create_consumer(body: ConsumerIn, who: Who, response: Response) -> dict[str, Any]:
         check_url(body.kind, body.url)
-        async with ctx.pool.acquire() as conn, conn.transaction():
+        async with ctx.pool.acquire() as conn:
             await require_organization(conn, who, body.organization_id)
-            who.require("write")
+        who.require("write")
+        await check_target(ctx.targets, body.url)     # DNS: with no database connection held
+        async with ctx.pool.acquire() as conn, conn.transaction():
             row_id = await conn.fetchval(
-                "INSERT INTO consumers (organization_id, name, kind, url, format, secret_enc, headers_enc, qos,"
-                " batch_size, batch_wait_ms, timeout_s, enabled, options)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING id",
-                str(body.organization_id), body.name, body.kind, body.url, body.format,
+                "INSERT INTO consumers (organization_id, name, kind, url, url_enc, format, secret_enc, headers_enc,"
+                " qos, batch_size, batch_wait_ms, timeout_s, enabled, options)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) RETURNING id",
+                str(body.organization_id), body.name, body.kind, *stored_url(ctx.box, body.url), body.format,
                 ctx.box.encrypt(body.secret) if body.secret else None,
                 ctx.box.encrypt(orjson.dumps(body.headers).decode()) if body.headers else None,
                 body.qos, body.batch_size, body.batch_wait_ms, body.timeout_s, body.enabled, body.options)
@@ -202,12 +192,22 @@ def routes(ctx: ApiContext) -> APIRouter:
     @r.patch("/consumers/{consumer_id}", response_model=Consumer, tags=["consumers"])
     async def update_consumer(consumer_id: UUID, body: ConsumerPatch, who: Who, response: Response,
                               if_match: IfMatch = None) -> dict[str, Any]:
+        if body.url is not None:                 # checked first, with no database connection held during DNS
+            async with ctx.pool.acquire() as conn:
+                before = await CONSUMERS.get(conn, who, consumer_id)
+            who.require("write")
+            if body.url != before["url"]:
+                check_url(before["kind"], body.url)
+                await check_target(ctx.targets, body.url)
         async with ctx.pool.acquire() as conn, conn.transaction():
             current = await CONSUMERS.get(conn, who, consumer_id, lock=True)
             who.require("write")
             changes = changes_of(body, nullable=frozenset({"secret", "headers"}))
+            if "url" in changes and changes["url"] == current["url"]:
+                del changes["url"]               # the masked URL sent back as it was read: keep the credentials
             if "url" in changes:
                 check_url(current["kind"], changes["url"])
+                changes["url"], changes["url_enc"] = stored_url(ctx.box, changes["url"])
             if "secret" in changes:
                 secret = changes.pop("secret")
                 changes["secret_enc"] = ctx.box.encrypt(secret) if secret else None

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
 from registry.secrets import SecretBox
+from registry.targets import TargetPolicy
 
 
 @dataclass
 class ApiContext:
     pool: asyncpg.Pool
     box: SecretBox
+    targets: TargetPolicy = field(default_factory=TargetPolicy)   # where consumers may point (IOTD_CONSUMER_...)
 

@@ -1,16 +1,18 @@
 """Decoders: the built-in library (read-only) and an organization's own JavaScript decoders.
 
 A JavaScript decoder is compiled and its examples run before it is saved; a test endpoint
-decodes a payload with a saved decoder or with code not saved yet. Tests run in a worker
-thread under the decoder's limits and are rate-limited per API key.
+decodes a payload with a saved decoder or with code not saved yet. Running code is a trial, and
+every trial follows the same order: authorize (a ``write`` key of the owning organization; ``read``
+keys never run code), validate (at most 100 examples), spend a token of the organization's bucket
+(shared by every instance, ``registry.js_store.take_trial``: 429 with Retry-After when empty), then
+run in the API's own trial worker process under a 10 s hard deadline (``TrialRunner``: 503 with
+Retry-After when it is busy), never in this process and never on the distributor's workers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -20,13 +22,21 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from decoders import catalog
-from decoders.js.trial import try_codec as run_test
 from registry.api.auth import IfMatch, Principal, Who
 from registry.api.common import Page, Paging, audited, check_if_match, with_etag
 from registry.api.context import ApiContext
 from registry.api.errors import ApiError, not_found
 from registry.api.organizations import require_organization
-from registry.js_store import check_codec, check_id, examples_from, upsert
+from registry.js_store import (
+    MAX_EXAMPLES,
+    Checked,
+    TrialBusy,
+    TrialRunner,
+    check_id,
+    examples_from,
+    take_trial,
+    upsert,
+)
 
 Dialect = Literal["ttn", "chirpstack-v4", "chirpstack-v3", "os2iot"]
 _JS_LIST_COLUMNS = "id, organization_id, vendor, model, description, dialect, version"  # what a list shows
@@ -62,7 +72,7 @@ class JsDecoderIn(BaseModel):
     description: str = Field("", max_length=2000)
     source: str = Field(min_length=1, max_length=1_000_000, description="the JavaScript codec")
     dialect: Dialect | None = Field(None, description="detected from the functions it defines when omitted")
-    examples: list[dict[str, Any]] = Field(default_factory=list, max_length=500,
+    examples: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_EXAMPLES,
                                            description="TTN style: {description, input: {fPort, bytes}, output}")
     timeout_ms: int = Field(100, ge=1, le=5000, description="wall-time budget per call")
 
@@ -74,7 +84,7 @@ class JsDecoderPatch(BaseModel):
     description: str | None = Field(None, max_length=2000)
     source: str | None = Field(None, min_length=1, max_length=1_000_000)
     dialect: Dialect | None = None
-    examples: list[dict[str, Any]] | None = Field(None, max_length=500)
+    examples: list[dict[str, Any]] | None = Field(None, max_length=MAX_EXAMPLES)
     timeout_ms: int | None = Field(None, ge=1, le=5000)
 
 
@@ -99,22 +109,21 @@ class TestResult(BaseModel):
     errors: list[str]
 
 
-class RateLimiter:
-    """A token bucket per API key: ``burst`` calls at once, refilled at ``per_s``."""
+def trial_bucket(who: Principal) -> str:
+    """Trials are counted per organization (minting keys does not help); a global key has its own bucket."""
+    return f"org:{who.organization_id}" if who.organization_id is not None else f"key:{who.key_id}"
 
-    def __init__(self, burst: int = 10, per_s: float = 0.5) -> None:
-        self.burst, self.per_s = burst, per_s
-        self._buckets: dict[str, tuple[float, float]] = {}
 
-    def take(self, key: str) -> None:
-        now = time.monotonic()
-        tokens, at = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(self.burst, tokens + (now - at) * self.per_s)
-        if tokens < 1:
-            wait = (1 - tokens) / self.per_s
-            raise ApiError(429, f"too many decoder tests; try again in {wait:.0f} s",
-                           headers={"Retry-After": str(max(1, round(wait)))})
-        self._buckets[key] = (tokens - 1, now)
+async def spend_trial(conn: asyncpg.Connection, who: Principal) -> None:
+    """429 with Retry-After when the caller's organization has no trial left."""
+    wait = await take_trial(conn, trial_bucket(who))
+    if wait is not None:
+        raise ApiError(429, f"too many decoder trials for this organization; try again in {max(1, round(wait))} s",
+                       headers={"Retry-After": str(max(1, round(wait)))})
+
+
+def busy() -> ApiError:
+    return ApiError(503, "the decoder trial worker is busy; try again in a few seconds", headers={"Retry-After": "5"})
 
 
 def _builtin(d: catalog.Decoder) -> dict[str, Any]:
@@ -178,7 +187,34 @@ def _may_change(who: Principal, row: dict[str, Any]) -> None:
 
 def routes(ctx: ApiContext) -> APIRouter:
     r = APIRouter(tags=["decoders"])
-    limiter = RateLimiter()
+    trials = TrialRunner()
+
+    async def check(who: Principal, source: str, dialect: str | None, timeout_ms: int,
+                    examples: list[dict[str, Any]]) -> Checked:
+        """A trial of code the caller may change: rate-limited, then run in the trial worker."""
+        if trials.full:
+            raise busy()  # before a token is spent
+        async with ctx.pool.acquire() as conn:
+            await spend_trial(conn, who)
+        try:
+            checked = await trials.check(source, dialect, timeout_ms, examples)
+        except TrialBusy:
+            raise busy() from None
+        if checked.failures:
+            raise ApiError(422, "examples fail: " + "; ".join(checked.failures[:10]))
+        return checked
+
+    async def try_once(who: Principal, source: str, dialect: str | None, timeout_ms: int, body: Payload
+                       ) -> dict[str, Any]:
+        payload = _payload(body)
+        if trials.full:
+            raise busy()
+        async with ctx.pool.acquire() as conn:
+            await spend_trial(conn, who)
+        try:
+            return await trials.try_codec(source, dialect, timeout_ms, payload, body.fport, body.variables)
+        except TrialBusy:
+            raise busy() from None
 
     @r.get("/decoders", response_model=Page[DecoderInfo], summary="Decoders your devices can use")
     async def list_decoders(who: Who, paging: Annotated[Paging, Depends()],
@@ -212,22 +248,26 @@ def routes(ctx: ApiContext) -> APIRouter:
         return _js(row)
 
     @r.post("/decoders", status_code=201, response_model=DecoderDetail,
+            responses={429: {"description": "too many trials"}, 503: {"description": "trial worker busy"}},
             summary="Register a JavaScript decoder (compiled, and its examples run, before it is saved)")
     async def create_decoder(body: JsDecoderIn, who: Who, response: Response) -> dict[str, Any]:
+        who.require("write")
         check_id(body.id)
         if body.organization_id is None and not who.is_global_admin:
             raise ApiError(422 if not who.is_global else 403,
                            "give organization_id; only a global admin shares a decoder with every organization")
+        async with ctx.pool.acquire() as conn:
+            if body.organization_id is not None:
+                await require_organization(conn, who, body.organization_id)
+            if await conn.fetchval("SELECT true FROM js_decoders WHERE id = $1", body.id):
+                raise ApiError(409, "id is already registered; choose another")
         examples = examples_from(body.examples)
-        checked = await asyncio.to_thread(check_codec, body.source, body.dialect, body.timeout_ms, examples)
-        if checked.failures:
-            raise ApiError(422, "examples fail: " + "; ".join(checked.failures[:10]))
+        checked = await check(who, body.source, body.dialect, body.timeout_ms, examples)
         async with ctx.pool.acquire() as conn, conn.transaction():
             if body.organization_id is not None:
                 await require_organization(conn, who, body.organization_id)
-            who.require("write")
             if await conn.fetchval("SELECT true FROM js_decoders WHERE id = $1", body.id):
-                raise ApiError(409, f"decoder {body.id!r} already exists")
+                raise ApiError(409, "id is already registered; choose another")
             await upsert(conn, decoder_id=body.id, organization_id=str(body.organization_id) if body.organization_id
                          else None, source=body.source, dialect=checked.dialect, examples=body.examples,
                          timeout_ms=body.timeout_ms, vendor=body.vendor, model=body.model,
@@ -237,27 +277,33 @@ def routes(ctx: ApiContext) -> APIRouter:
         with_etag(response, row["version"])
         return _js(row)
 
-    @r.patch("/decoders/{decoder_id}", response_model=DecoderDetail)
+    @r.patch("/decoders/{decoder_id}", response_model=DecoderDetail,
+             responses={429: {"description": "too many trials"}, 503: {"description": "trial worker busy"}})
     async def update_decoder(decoder_id: str, body: JsDecoderPatch, who: Who, response: Response,
                              if_match: IfMatch = None) -> dict[str, Any]:
         if catalog.get(decoder_id) is not None:
             raise ApiError(403, "built-in decoders cannot be changed")
+        async with ctx.pool.acquire() as conn:
+            row = await _get_js(conn, who, decoder_id)
+        _may_change(who, row)
+        check_if_match(if_match, row["version"])
+        given = body.model_dump(exclude_unset=True)
+        if any(v is None for v in given.values()):
+            raise ApiError(422, "fields cannot be null; leave them out to keep them")
+        merged = {**row, **given}
+        dialect = row["dialect"]
+        if any(given.get(k, row[k]) != row[k] for k in ("source", "dialect", "examples", "timeout_ms")):
+            examples = examples_from(merged["examples"])
+            dialect = (await check(who, merged["source"], given.get("dialect"), merged["timeout_ms"],
+                                   examples)).dialect
         async with ctx.pool.acquire() as conn, conn.transaction():
-            row = await _get_js(conn, who, decoder_id, lock=True)
-            _may_change(who, row)
-            check_if_match(if_match, row["version"])
-            given = body.model_dump(exclude_unset=True)
-            if any(v is None for v in given.values()):
-                raise ApiError(422, "fields cannot be null; leave them out to keep them")
-            merged = {**row, **given}
-            checked = await asyncio.to_thread(check_codec, merged["source"], given.get("dialect"),
-                                              merged["timeout_ms"], examples_from(merged["examples"]))
-            if checked.failures:
-                raise ApiError(422, "examples fail: " + "; ".join(checked.failures[:10]))
+            current = await _get_js(conn, who, decoder_id, lock=True)
+            if current["version"] != row["version"]:
+                raise ApiError(412, "the decoder changed while this change was being checked; fetch it and try again")
             await conn.execute(
                 "UPDATE js_decoders SET vendor = $2, model = $3, description = $4, dialect = $5, source = $6,"
                 " examples = $7, timeout_ms = $8, version = version + 1, updated_at = now() WHERE id = $1",
-                decoder_id, merged["vendor"], merged["model"], merged["description"], checked.dialect,
+                decoder_id, merged["vendor"], merged["model"], merged["description"], dialect,
                 merged["source"], merged["examples"], merged["timeout_ms"])
             after = await _get_js(conn, who, decoder_id)
             await audited(conn, who, "update", "decoder", decoder_id, _org(row), _audit_view(row), _audit_view(after))
@@ -279,29 +325,27 @@ def routes(ctx: ApiContext) -> APIRouter:
             await audited(conn, who, "delete", "decoder", decoder_id, _org(row), before=_audit_view(row))
         return Response(status_code=204)
 
-    @r.post("/decoders/{decoder_id}/test", response_model=TestResult, responses={429: {"description": "slow down"}},
-            summary="Decode a payload with this decoder (rate-limited)")
+    @r.post("/decoders/{decoder_id}/test", response_model=TestResult,
+            responses={429: {"description": "slow down"}, 503: {"description": "trial worker busy"}},
+            summary="Decode a payload with this decoder (write keys; rate-limited per organization)")
     async def test_decoder(decoder_id: str, body: Payload, who: Who) -> dict[str, Any]:
-        payload = _payload(body)
+        who.require("write")
         builtin = catalog.get(decoder_id)
         if builtin is not None:
-            result = builtin.decode(payload, body.fport)
+            result = builtin.decode(_payload(body), body.fport)
             measurements, error = builtin.normalize(result.data) if result.ok else ([], None)
             return {"data": result.data, "measurements": [m.as_dict() for m in measurements],
                     "warnings": result.warnings, "errors": result.errors + ([error] if error else [])}
         async with ctx.pool.acquire() as conn:
             row = await _get_js(conn, who, decoder_id)
-        limiter.take(who.key_id)
-        return await asyncio.to_thread(run_test, row["source"], row["dialect"], row["timeout_ms"], payload,
-                                       body.fport, body.variables)
+        return await try_once(who, row["source"], row["dialect"], row["timeout_ms"], body)
 
-    @r.post("/decoders/test", response_model=TestResult, responses={429: {"description": "slow down"}},
-            summary="Try JavaScript code on a payload without saving it (rate-limited)")
+    @r.post("/decoders/test", response_model=TestResult,
+            responses={429: {"description": "slow down"}, 503: {"description": "trial worker busy"}},
+            summary="Try JavaScript code on a payload without saving it (write keys; rate-limited per organization)")
     async def test_source(body: AdHocTest, who: Who) -> dict[str, Any]:
-        payload = _payload(body)
-        limiter.take(who.key_id)
-        return await asyncio.to_thread(run_test, body.source, body.dialect, body.timeout_ms, payload, body.fport,
-                                       body.variables)
+        who.require("write")
+        return await try_once(who, body.source, body.dialect, body.timeout_ms, body)
 
     return r
 

@@ -6,6 +6,7 @@ An import is one transaction: all rows' results are stored, or (``dry_run``, or 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -81,7 +82,7 @@ def routes(ctx: ApiContext) -> APIRouter:
                          ) -> dict[str, Any]:
         who.require("write")
         try:
-            rows = parse_rows(await read_text(request))
+            rows = await asyncio.to_thread(parse_rows, await read_text(request))   # ~1.4 s for 50,000 rows
         except CsvFileError as exc:
             raise ApiError(422, str(exc)) from None
         default = str(application_id) if application_id is not None else None
@@ -117,7 +118,7 @@ def routes(ctx: ApiContext) -> APIRouter:
         async with ctx.pool.acquire() as conn:
             rows = await conn.fetch(f"SELECT {DEVICES.columns} FROM devices t WHERE {w.sql()}"
                                     " ORDER BY t.application_id, t.name, t.id", *w.params)
-        return Response(export_rows(rows), media_type="text/csv",
+        return Response(await asyncio.to_thread(export_rows, rows), media_type="text/csv",
                         headers={"Content-Disposition": "attachment; filename=devices.csv"})
 
     return r

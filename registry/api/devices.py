@@ -1,5 +1,9 @@
 """Devices: LoRaWAN (dev_eui), NB-IoT (imei), generic HTTP and MQTT; their latest message,
-statistics and ingest keys. Secrets (app_key, ingest key) go in, never come out."""
+statistics and ingest keys. Secrets (app_key, ingest key) go in, never come out.
+
+Rotating an ingest key and deleting a device answer once this instance's registry cache has the
+change (``registry.api.freshness``): the old key is refused from the moment the answer arrives.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from registry.api.auth import IfMatch, Principal, Who
@@ -16,6 +20,7 @@ from registry.api.common import Page, Paging, Stamped, Table, Where, audit_creat
 from registry.api.context import ApiContext
 from registry.api.decoders import decoder_usable
 from registry.api.errors import ApiError, not_found
+from registry.api.freshness import applied
 from registry.device_rules import KEYED_KINDS, clean_device
 from registry.secrets import SecretBox, hash_token, new_token
 
@@ -218,16 +223,17 @@ def routes(ctx: ApiContext) -> APIRouter:
         return row
 
     @r.delete("/devices/{device_id}", status_code=204)
-    async def delete_device(device_id: UUID, who: Who, if_match: IfMatch = None) -> Response:
+    async def delete_device(device_id: UUID, who: Who, request: Request, if_match: IfMatch = None) -> Response:
         async with ctx.pool.acquire() as conn, conn.transaction():
             before = await DEVICES.get(conn, who, device_id, lock=True)
             who.require("write")
             await DEVICES.delete(conn, who, before, if_match, device_shown)
+        await applied(request)
         return Response(status_code=204)
 
     @r.post("/devices/{device_id}/rotate-ingest-key", response_model=IngestKey,
             summary="Issue a new ingest key; the old one stops working at once")
-    async def rotate_ingest_key(device_id: UUID, who: Who) -> dict[str, Any]:
+    async def rotate_ingest_key(device_id: UUID, who: Who, request: Request) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn, conn.transaction():
             row = await DEVICES.get(conn, who, device_id, lock=True)
             who.require("write")
@@ -238,6 +244,7 @@ def routes(ctx: ApiContext) -> APIRouter:
                                " WHERE id = $1", str(device_id), hash_token(key))
             await audited(conn, who, "rotate", "device", str(device_id), str(row["organization_id"]),
                           after={"ingest_key": "rotated"})
+        await applied(request)
         return {"ingest_key": key}
 
     @r.get("/devices/{device_id}/latest", response_model=Latest, summary="The latest message and device state")

@@ -1,7 +1,8 @@
 """API keys and users. A key is shown once at creation and stored as its SHA-256.
 
 Rules: an organization's ``admin`` manages that organization's keys and users, with roles up
-to its own; only a global admin creates global keys and global users.
+to its own; only a global admin creates global keys and global users. Only ``admin`` keys list or
+read keys and users (people's names and e-mail addresses are not for dashboards and scripts).
 """
 
 from __future__ import annotations
@@ -179,6 +180,7 @@ def routes(ctx: ApiContext) -> APIRouter:
     @r.get("/users", response_model=Page[User], tags=["users"])
     async def list_users(who: Who, paging: Annotated[Paging, Depends()],
                          organization_id: UUID | None = None) -> dict[str, Any]:
+        who.require("admin")
         w = Where() if organization_id is None else Where().add("t.organization_id = {}", str(organization_id))
         async with ctx.pool.acquire() as conn:
             items, total = await USERS.page(conn, who, w, paging, order="t.name, t.id")
@@ -186,6 +188,7 @@ def routes(ctx: ApiContext) -> APIRouter:
 
     @r.get("/users/{user_id}", response_model=User, tags=["users"])
     async def get_user(user_id: UUID, who: Who, response: Response) -> dict[str, Any]:
+        who.require("admin")
         return await USERS.read(ctx.pool, who, user_id, response)
 
     @r.patch("/users/{user_id}", response_model=User, tags=["users"])

@@ -1,5 +1,11 @@
 """What departments and IT look at when something is off: a consumer's delivery log and health,
-dead letters (inspect, replay, discard), unknown devices (and registering one), the audit log."""
+dead letters (inspect, replay, discard), unknown devices (and registering one), the audit log.
+
+Unknown devices follow ``registry.tenancy`` (rules 4 and 5): global keys see them all, an
+organization's keys those heard under the ChirpStack tenants mapped to it; registering one needs a
+global admin key, or a write key of the organization it was heard for. Anyone else gets the same
+404 as for an EUI never heard.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +22,13 @@ from registry.api.auth import Principal, Who
 from registry.api.common import Page, Paging, Where, audit_create, audited, search_pattern
 from registry.api.consumers import CONSUMERS
 from registry.api.context import ApiContext
+from registry.api.decoders import decoder_usable
 from registry.api.devices import DEVICES, DeviceCreated, check_application, device_shown, insert_device
 from registry.api.errors import ApiError, not_found
 from registry.dead_letters import DeadLetterFilter, discard, get_dead_letter, list_dead_letters, replay
 from registry.device_rules import clean_device
 from registry.store import normalize_eui
+from registry.tenancy import owner_sql
 
 
 class DeliveryLog(BaseModel):
@@ -166,12 +174,14 @@ def routes(ctx: ApiContext) -> APIRouter:
         return await act_on(who, body, "discard", discard)
 
     @r.get("/unknown-devices", response_model=Page[UnknownDevice], tags=["devices"],
-           summary="Devices that sent data but are not registered (global keys: they belong to no tenant yet)")
+           summary="Devices that sent data but are not registered (global keys: all; an organization's keys: "
+                   "those heard under the ChirpStack tenants mapped to it)")
     async def unknown_devices(who: Who, paging: Annotated[Paging, Depends()],
                               q: str | None = Query(None, max_length=100)) -> dict[str, Any]:
-        require_global(who)
         w = Where() if not q else Where().add("(identifier ILIKE {} OR detail::text ILIKE {})",
                                               search_pattern(q), search_pattern(q))
+        if not who.is_global:
+            w = w.add(f"{owner_sql('detail')} = {{}}::uuid", who.organization_id)
         async with ctx.pool.acquire() as conn:
             total = await conn.fetchval(f"SELECT count(*) FROM unknown_devices WHERE {w.sql()}", *w.params)
             rows = await conn.fetch(f"SELECT * FROM unknown_devices WHERE {w.sql()} ORDER BY last_seen DESC"
@@ -183,10 +193,16 @@ def routes(ctx: ApiContext) -> APIRouter:
     async def register_unknown(dev_eui: str, body: Registration, who: Who, response: Response) -> dict[str, Any]:
         eui = normalize_eui(dev_eui)
         async with ctx.pool.acquire() as conn, conn.transaction():
-            await check_application(conn, who, body.application_id)
+            org = await check_application(conn, who, body.application_id)
             who.require("write")
-            seen = await conn.fetchrow("SELECT detail FROM unknown_devices WHERE identifier = $1 LIMIT 1", eui)
-            if seen is None and not who.is_global:
+            if body.decoder and not await decoder_usable(conn, body.decoder, org):  # never another tenant's
+                raise ApiError(422, f"no decoder {body.decoder!r}; see GET /api/v1/decoders")
+            w = Where().add("identifier = {}", eui)
+            if not who.is_global_admin:
+                w = w.add(f"{owner_sql('detail')} = {{}}::uuid", who.organization_id)
+            seen = await conn.fetchrow(f"SELECT detail FROM unknown_devices WHERE {w.sql()}"
+                                       " ORDER BY last_seen DESC LIMIT 1", *w.params)
+            if seen is None and not who.is_global_admin:   # not heard, or not heard for this organization
                 raise not_found("unknown device")
             name = body.name or str((seen["detail"] if seen else {}).get("device_name") or eui)
             fields = clean_device({"application_id": body.application_id, "name": name, "kind": "lorawan",
@@ -221,9 +237,5 @@ def routes(ctx: ApiContext) -> APIRouter:
 
     return r
 
-
-def require_global(who: Principal) -> None:
-    if not who.is_global:
-        raise ApiError(403, "unknown devices belong to no organization yet: this needs a global key")
 
 

@@ -1,11 +1,16 @@
-"""Organizations (tenants) and their applications."""
+"""Organizations (tenants) and their applications.
+
+Deleting either deletes its devices, so the answer waits until this instance's registry cache no
+longer accepts their ingest keys (``registry.api.freshness``). Their mapping to ChirpStack tenants
+is in ``registry.api.integrations``.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from registry.api.auth import IfMatch, Principal, Who
@@ -23,6 +28,7 @@ from registry.api.common import (
 )
 from registry.api.context import ApiContext
 from registry.api.errors import ApiError, not_found
+from registry.api.freshness import applied
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
 
@@ -157,12 +163,14 @@ def routes(ctx: ApiContext) -> APIRouter:
 
     @r.delete("/organizations/{organization_id}", status_code=204, tags=["organizations"],
               summary="Delete an organization and everything in it (global admin)")
-    async def delete_organization(organization_id: UUID, who: Who, if_match: IfMatch = None) -> Response:
+    async def delete_organization(organization_id: UUID, who: Who, request: Request,
+                                  if_match: IfMatch = None) -> Response:
         async with ctx.pool.acquire() as conn, conn.transaction():
             before = await ORGANIZATIONS.get(conn, who, organization_id, lock=True)
             if not who.is_global_admin:
                 raise ApiError(403, "only a global admin key can delete organizations")
             await ORGANIZATIONS.delete(conn, who, before, if_match, organization_shown)
+        await applied(request)
         return Response(status_code=204)
 
     @r.post("/applications", status_code=201, response_model=Application, tags=["applications"])
@@ -215,11 +223,13 @@ def routes(ctx: ApiContext) -> APIRouter:
 
     @r.delete("/applications/{application_id}", status_code=204, tags=["applications"],
               summary="Delete an application and its devices")
-    async def delete_application(application_id: UUID, who: Who, if_match: IfMatch = None) -> Response:
+    async def delete_application(application_id: UUID, who: Who, request: Request,
+                                 if_match: IfMatch = None) -> Response:
         async with ctx.pool.acquire() as conn, conn.transaction():
             before = await APPLICATIONS.get(conn, who, application_id, lock=True)
             who.require("write")
             await APPLICATIONS.delete(conn, who, before, if_match, application_shown)
+        await applied(request)
         return Response(status_code=204)
 
     return r

@@ -1,28 +1,76 @@
-"""Assembles the API: every resource router under ``/api/v1`` behind API-key authentication."""
+"""Assembles the API: every resource router under ``/api/v1`` behind API-key authentication.
+
+Text in a JSON body may not hold a NUL character (``\\u0000``): PostgreSQL cannot store it, and
+rather than change what the caller sent, the API answers 422 naming the field (``refuse_nul``,
+a dependency of every route; it reads the body FastAPI has already read and parsed).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, Request
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from registry.api import consumers, decoders, device_io, devices, keys, operations, organizations
+from registry.api import consumers, decoders, device_io, devices, integrations, keys, operations, organizations
 from registry.api.context import ApiContext
-from registry.api.errors import error_response, install
+from registry.api.errors import ApiError, error_response, install
 
 PREFIX = "/api/v1"
 
 
+def nul_path(value: Any, where: str = "") -> str | None:
+    """Where the first NUL character is in a parsed JSON document (``"metadata.note"``), or None."""
+    if isinstance(value, str):
+        return where or "the body" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{where}.{key}" if where else str(key)
+            if "\x00" in key:
+                return inner
+            found = nul_path(item, inner)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = nul_path(item, f"{where}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+async def refuse_nul(request: Request) -> None:
+    """422 for a JSON body with a NUL character in any text (cheap: a byte search first)."""
+    if request.method not in ("POST", "PUT", "PATCH") or "json" not in request.headers.get("content-type", ""):
+        return
+    body = await request.body()
+    if b"\\u0000" not in body:
+        return
+    try:
+        where = nul_path(orjson.loads(body))
+    except orjson.JSONDecodeError:
+        return                       # FastAPI answers that one itself
+    if where is not None:
+        raise ApiError(422, f"{where}: text may not contain a NUL (\\u0000) character")
+
+
 def create_api_router(ctx: ApiContext) -> APIRouter:
-    api = APIRouter(prefix=PREFIX, responses={400: {"description": "the body cannot be parsed"},
-                                              401: {"description": "missing or invalid API key"},
-                                              403: {"description": "the key's role does not allow this"},
-                                              404: {"description": "not found (or another organization's)"},
-                                              409: {"description": "conflicts with an existing object"},
-                                              412: {"description": "If-Match does not match the current ETag"},
-                                              422: {"description": "invalid input; `error` says what to fix"}})
-    for module in (organizations, device_io, devices, consumers, keys, operations, decoders):
+    api = APIRouter(prefix=PREFIX, dependencies=[Depends(refuse_nul)],
+                    responses={400: {"description": "the body cannot be parsed"},
+                               401: {"description": "missing or invalid API key"},
+                               403: {"description": "the key's role does not allow this"},
+                               404: {"description": "not found (or another organization's)"},
+                               409: {"description": "conflicts with an existing object"},
+                               412: {"description": "If-Match does not match the current ETag"},
+                               413: {"description": "the body is larger than this endpoint takes"},
+                               422: {"description": "invalid input; `error` says what to fix"},
+                               429: {"description": "too many wrong keys from this address; "
+                                                    "wait Retry-After seconds"},
+                               503: {"description": "the database is unavailable; try again"}})
+    for module in (organizations, device_io, devices, consumers, keys, operations, decoders, integrations):
         api.include_router(module.routes(ctx))
     return api
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import asyncpg
 
-from distributor.js_codecs import compile_record
-from registry.records import JsDecoderRecord
+from decoders.js import JsCodec
 from tests.decoders.test_js_import import WIND_DEVICE_YAML, WIND_JS, write
 from tests.support.database import create_database, drop_database
 
@@ -73,9 +72,8 @@ async def test_import_ttn_reports_and_registers_the_passing_codecs(tmp_path: Pat
             await conn.close()
         assert [(r["id"], r["organization_id"], r["dialect"]) for r in rows] == [("ttn-acme-wind-codec", None, "ttn")]
         assert rows[0]["vendor"] == "ACME Sensors" and rows[0]["model"] == "Wind Sensor" and actions == 2
-        compiled = compile_record(JsDecoderRecord(rows[0]["id"], None, rows[0]["dialect"], rows[0]["source"]))
-        assert compiled.codec is not None
-        assert compiled.codec.decode(bytes([1, 5]), 1).data == {"direction": "E", "speed": 5, "on": "on"}
+        stored = JsCodec(rows[0]["source"], dialect=rows[0]["dialect"])
+        assert stored.decode(bytes([1, 5]), 1).data == {"direction": "E", "speed": 5, "on": "on"}
     finally:
         await drop_database(url)
 

@@ -75,6 +75,19 @@ def test_normalize_uplink_object_list_and_errors(ttn: JsCodec) -> None:
     assert plain.normalize({}).errors == ["the codec defines no normalizeUplink()"]
 
 
+def test_decode_and_normalize_run_in_one_call(ttn: JsCodec) -> None:
+    before = ttn.stats.calls
+    result, normalized = ttn.decode_normalized(bytes.fromhex("0117"), 1, recv_time=WHEN)
+    assert ttn.stats.calls == before + 1
+    assert result.ok and normalized is not None and normalized.data == [{"air": {"temperature": 27.9}}]
+    _, implausible = ttn.decode_normalized(bytes.fromhex("2711"), 1)
+    assert implausible is not None and implausible.errors == ["implausible"]
+    failed, none = ttn.decode_normalized(b"\x01\x02", 9)
+    assert failed.errors == ["unknown FPort"] and none is None
+    plain = JsCodec("function decodeUplink(i) { return { data: { v: 1 } }; }")
+    assert plain.decode_normalized(b"", 1) == (plain.decode(b"", 1), None)
+
+
 def test_encode_and_decode_downlink(ttn: JsCodec) -> None:
     assert ttn.can_encode
     good = ttn.encode_downlink({"led": "green"})
@@ -255,7 +268,7 @@ def test_console_is_a_no_op_unless_captured() -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("return null.x;", "TypeError: cannot read property 'x' of null (in decodeUplink, line 2)"),
+        ("var v = null; return v.x;", "TypeError: cannot read property 'x' of null (in decodeUplink, line 2)"),
         ("throw 'plain string';", "plain string"),
         ("throw new RangeError('bad frame');", "RangeError: bad frame (in decodeUplink, line 2)"),
         ("return 42;", "decodeUplink() returned a number, not an object"),

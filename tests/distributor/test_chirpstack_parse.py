@@ -183,7 +183,7 @@ def test_log_zero_enums_are_omitted_in_json_but_named() -> None:
     assert b'"level"' not in as_json(msg)
     ev, _ = both("log", msg)
     assert (ev.level, ev.code) == ("INFO", "UNKNOWN")
-    assert parse_json("log", b'{"deviceInfo": {"devEui": "01"}, "level": 2, "code": 99}').code == "99"
+    assert parse_json("log", b'{"deviceInfo": {"devEui": "0102030405060708"}, "level": 2, "code": 99}').code == "99"
 
 
 @pytest.mark.parametrize(("event", "msg"), [
@@ -242,7 +242,11 @@ def _uplink_doc(**changes: Any) -> bytes:
     (b"{}", "deviceInfo missing"),
     (b'{"deviceInfo": "x"}', "deviceInfo must be an object"),
     (b'{"deviceInfo": {"deviceName": "n"}}', "devEui missing"),
-    (b'{"deviceInfo": {"devEui": 1234}}', "devEui missing"),
+    (b'{"deviceInfo": {"devEui": 1234}}', "devEui must be 16 hex digits"),
+    (b'{"deviceInfo": {"devEui": "a81758fffe0312a\\u0000"}}', "devEui must be 16 hex digits"),
+    (b'{"deviceInfo": {"devEui": "' + b"a" * 1_000_000 + b'"}}', "devEui must be 16 hex digits"),
+    (b'{"deviceInfo": {"devEui": "a81758fffe0312ag"}}', "devEui must be 16 hex digits"),
+    (_uplink_doc(deduplicationId="d" * 101), "deduplicationId is longer than 100"),
     (_uplink_doc(data="not base64!"), "data is not valid base64"),
     (_uplink_doc(data=12), "data must be a base64 string"),
     (_uplink_doc(fCnt="forty-two"), "fCnt must be an integer"),
@@ -258,6 +262,23 @@ def _uplink_doc(**changes: Any) -> bytes:
 def test_malformed_json(body: bytes, message: str) -> None:
     with pytest.raises(EventParseError, match=message):
         parse_json("up", body)
+
+
+def test_an_event_over_a_mebibyte_is_refused_before_parsing() -> None:
+    with pytest.raises(EventParseError, match="larger than"):
+        parse("up", b"{" + b" " * (1024 * 1024) + b"}")
+
+
+def test_names_from_chirpstack_are_made_storable_and_bounded() -> None:
+    doc = orjson.loads(as_json(uplink()))
+    doc["deviceInfo"].update(deviceName="bin\u00007" + "x" * 1000, tenantId="t\u0000", devEui="A81758FFFE0312AB")
+    doc["time"] = "2026-11-29T10:00:00Z" + "9" * 1000
+    ev = parse_json("up", orjson.dumps(doc))
+    assert ev.dev_eui == "a81758fffe0312ab"
+    assert "\x00" not in ev.device_name and ev.device_name.startswith("bin\ufffd7") and len(ev.device_name) == 200
+    assert ev.tenant_id == "t\ufffd" and ev.time is not None and len(ev.time) == 64
+    log_doc = b'{"deviceInfo": {"devEui": "0102030405060708"}, "description": "a\\u0000b"}'
+    assert parse_json("log", log_doc).description == "a\ufffdb"
 
 
 @pytest.mark.parametrize(("event", "body", "message"), [

@@ -15,9 +15,12 @@ from aiohttp import web
 from distributor.sinks.base import DeliveryError, Outgoing
 from distributor.sinks.http import HttpSink, parse_retry_after, sign, verify
 from registry.records import Consumer
+from registry.targets import TargetPolicy
 from tests.support.broker import free_port
+from tests.support.scenario import LOOPBACK
 
 SECRET = "s3cret-signing-key"
+ON_LOOPBACK = TargetPolicy.from_setting(LOOPBACK)       # the test servers listen on 127.0.0.1
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -38,7 +41,8 @@ async def server(handler: Handler) -> AsyncIterator[str]:
 @contextlib.asynccontextmanager
 async def sink_for(url: str, **fields: Any) -> AsyncIterator[HttpSink]:
     options: dict[str, Any] = {"secret": SECRET, "timeout_s": 2.0, **fields}
-    s = HttpSink(Consumer(id="c1", organization_id="o1", name="hook", kind="http", url=url, **options))
+    s = HttpSink(Consumer(id="c1", organization_id="o1", name="hook", kind="http", url=url, **options),
+                 policy=ON_LOOPBACK)
     await s.start()
     try:
         yield s
@@ -143,7 +147,7 @@ async def test_connection_refused_is_retryable() -> None:
         with pytest.raises(DeliveryError) as err:
             await s.send([message(1)])
     assert err.value.retryable and err.value.status is None
-    assert "connection refused" in err.value.detail and SECRET not in str(err.value)
+    assert err.value.detail == "connection refused" and SECRET not in str(err.value)
 
 
 async def test_a_slow_consumer_times_out_retryably() -> None:
@@ -159,7 +163,7 @@ async def test_a_slow_consumer_times_out_retryably() -> None:
                 await s.send([message(1)])
         finally:
             release.set()
-    assert err.value.retryable and "timeout after 0.2 s" in err.value.detail
+    assert err.value.retryable and err.value.detail == "timeout"
     assert SECRET not in str(err.value)
 
 

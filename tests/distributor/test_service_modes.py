@@ -13,6 +13,7 @@ import pytest
 
 from distributor.service import Service
 from distributor.settings import Settings
+from registry.secrets import hash_token
 from tests.support.database import create_database, drop_database
 from tests.support.scenario import SECRET_KEY
 
@@ -65,7 +66,19 @@ async def test_an_api_only_instance_takes_no_data_and_a_distributor_only_one_has
     await dist_only.start()
     try:
         async with httpx.AsyncClient() as client:
-            r = await client.post(f"http://127.0.0.1:{api_only.http_port}/ingest/http", content=b"{}")
+            ingest = f"http://127.0.0.1:{api_only.http_port}/ingest/http"
+            r = await client.post(ingest, content=b"{}")
+            assert r.status_code == 401          # authenticated before anything else, even here
+            assert api_only.pool is not None     # a device with a known ingest key, then the real answer
+            org = await api_only.pool.fetchval("INSERT INTO organizations (name) VALUES ('m') RETURNING id")
+            app = await api_only.pool.fetchval("INSERT INTO applications (organization_id, name) VALUES ($1, 'a')"
+                                               " RETURNING id", org)
+            await api_only.pool.execute("INSERT INTO devices (application_id, name, kind, ingest_key_hash)"
+                                        " VALUES ($1, 'd', 'http', $2)", app, hash_token("iotd_ik_modes"))
+            async with asyncio.timeout(5):
+                while hash_token("iotd_ik_modes") not in api_only.cache.snapshot.by_ingest_key:
+                    await asyncio.sleep(0.02)
+            r = await client.post(ingest, content=b"{}", headers={"X-API-Key": "iotd_ik_modes"})
             assert r.status_code == 503 and "only the API" in r.json()["error"]
             assert api_only.pipeline is None and api_only.source is None
             r = await client.get(f"http://127.0.0.1:{dist_only.http_port}/api/v1/organizations")

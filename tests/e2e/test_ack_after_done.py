@@ -17,10 +17,11 @@ from distributor.service import Service
 from distributor.settings import Settings
 from registry import store
 from registry.db import create_pool, migrate
-from registry.secrets import SecretBox
+from registry.installation import open_secret_box
 from tests.support.broker import MosquittoBroker
 from tests.support.database import create_database, drop_database
 from tests.support.receivers import Received, webhook
+from tests.support.scenario import LOOPBACK
 
 KEY = "ack-test-secret-key-0123456789"
 EUI = "a81758fffe0312ab"
@@ -37,10 +38,10 @@ async def own_broker() -> AsyncIterator[MosquittoBroker]:
 
 async def start_service(broker: MosquittoBroker, hook_url: str) -> tuple[Service, str]:
     db = await create_database("iotd_ack")
-    box = SecretBox(KEY)
     pool = await create_pool(db)
     async with pool.acquire() as conn:
         await migrate(conn)
+        box = await open_secret_box(conn, KEY)
         org = await store.create_organization(conn, "o")
         app = await store.create_application(conn, org, "a")
         await store.create_device(conn, box, application_id=app, name="d", dev_eui=EUI, decoder="elsys")
@@ -50,6 +51,7 @@ async def start_service(broker: MosquittoBroker, hook_url: str) -> tuple[Service
     await pool.close()
     service = Service(Settings(database_url=db, mqtt_url=broker.url, http_port=0, http_host="127.0.0.1",
                                secret_key=KEY, mqtt_client_id=f"iotd-ack-{uuid.uuid4().hex[:6]}",
+                               consumer_allowed_networks=LOOPBACK,
                                drain_timeout_s=2))
     await service.start()
     return service, db

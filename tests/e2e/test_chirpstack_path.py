@@ -22,11 +22,12 @@ from distributor.settings import Settings
 from distributor.sinks.http import verify
 from registry import store
 from registry.db import create_pool, migrate
-from registry.secrets import SecretBox
+from registry.installation import open_secret_box
 from tests.support.broker import MosquittoBroker
 from tests.support.receivers import Received, topic_subscriber, webhook
+from tests.support.scenario import LOOPBACK, SECRET_KEY  # one key per database: the session's is shared
 
-SECRET_KEY = "test-secret-key-0123456789"
+CHIRPSTACK_TOKEN = "chirpstack-http-integration-token-0123"
 ELSYS_EUI = "a81758fffe0312ab"
 REFERENCE_FRAME = bytes.fromhex("0101170231" "04008b" "0508" "070e3d")
 
@@ -42,10 +43,10 @@ class World:
 
 @pytest.fixture
 async def world(broker: MosquittoBroker, database_url: str) -> AsyncIterator[World]:
-    box = SecretBox(SECRET_KEY)
     pool = await create_pool(database_url)
     async with pool.acquire() as conn:
         await migrate(conn)
+        box = await open_secret_box(conn, SECRET_KEY)
         await conn.execute("TRUNCATE organizations, unknown_devices, pending_deliveries CASCADE")
     async with webhook() as (hook_url, hook), topic_subscriber(broker.port, "iotd/#") as topic:
         async with pool.acquire() as conn:
@@ -62,7 +63,8 @@ async def world(broker: MosquittoBroker, database_url: str) -> AsyncIterator[Wor
             await store.create_subscription(conn, consumer_id=mqtt_c, application_id=app)
         settings = Settings(database_url=database_url, mqtt_url=broker.url, http_port=0, http_host="127.0.0.1",
                             secret_key=SECRET_KEY, mqtt_client_id=f"iotd-test-{uuid.uuid4().hex[:6]}",
-                            state_flush_interval_s=0.05)
+                            consumer_allowed_networks=LOOPBACK,
+                            state_flush_interval_s=0.05, chirpstack_http_token=CHIRPSTACK_TOKEN)
         service = Service(settings)
         await service.start()
         try:
@@ -171,7 +173,7 @@ async def test_status_event_updates_device_state_not_consumers(world: World) -> 
 
 async def test_http_integration_endpoint_accepts_json_and_protobuf(world: World) -> None:
     base = f"http://127.0.0.1:{world.service.http_port}"
-    async with httpx.AsyncClient(base_url=base) as client:
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {CHIRPSTACK_TOKEN}"}) as client:
         ev = uplink_event(dev_eui=ELSYS_EUI, data=REFERENCE_FRAME, f_cnt=21)
         r = await client.post("/ingest/chirpstack?event=up", content=to_json(ev),
                               headers={"content-type": "application/json"})

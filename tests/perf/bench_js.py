@@ -4,11 +4,19 @@ Prints decodes per second for a typical TTN codec (type-tagged frames, ``var``, 
 operations) and an OS2iot decoder (whole ChirpStack event and device record in, an NGSI-LD entity
 out), with one and two threads (QuickJS releases the GIL while JavaScript runs), plus what the
 per-call isolation costs (the reset after every call), what building a context costs, and its heap.
+
+Fresh codec state per call (the factory runs the codec's top level again every call): a minimal
+codec (the floor), the TTN codec with a top level that builds a 256-entry lookup table, and the
+same table built lazily by the codec's own code. And the service's path: decodes per second through
+``distributor.js_pool`` (worker processes, one organization allowed on every worker), with the
+service process's own CPU per decode (framing, JSON, callbacks).
 Importing builds nothing; ``run()`` does the work, so a smoke test can call it on a tiny budget.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import sys
 import threading
 import time
@@ -18,6 +26,9 @@ from typing import Any
 
 from decoders.js import JsCodec, Limits
 from decoders.js.engine import Engine
+from decoders.js.trial import decode_measured
+from distributor.js_pool import JsPool
+from registry.records import JsDecoderRecord
 
 TTN_CODEC = r"""
 // A type-tagged environment sensor frame, written the way many device-repository codecs are.
@@ -50,6 +61,34 @@ function normalizeUplink(input) {
 }
 """
 TTN_FRAME = bytes.fromhex("0100e202290400270506060320070e3d")
+
+MINIMAL_CODEC = "function decodeUplink(input) { return { data: { first: input.bytes[0] } }; }"
+
+TABLE_CODEC = r"""
+// The same frames, but the top level builds a lookup table of 256 entries (names, scales, sizes),
+// which a codec with fresh state per call builds again for every uplink.
+var TABLE = [];
+for (var code = 0; code < 256; code++) {
+  TABLE.push({ name: 'field_' + code.toString(16), scale: code % 7 === 0 ? 10 : 1, size: code % 3 === 0 ? 2 : 1 });
+}
+TABLE[1] = { name: 'temperature', scale: 10, size: 2, signed: true };
+TABLE[2] = { name: 'humidity', scale: 1, size: 1 };
+TABLE[4] = { name: 'light', scale: 1, size: 2 };
+TABLE[5] = { name: 'motion', scale: 1, size: 1 };
+TABLE[6] = { name: 'co2', scale: 1, size: 2 };
+TABLE[7] = { name: 'vdd', scale: 1, size: 2 };
+
+function decodeUplink(input) {
+  var bytes = input.bytes, data = {}, i = 0;
+  while (i < bytes.length) {
+    var entry = TABLE[bytes[i++]], v = entry.size === 2 ? (bytes[i] << 8) | bytes[i + 1] : bytes[i];
+    if (entry.signed && v & 0x8000) v -= 0x10000;
+    data[entry.name] = v / entry.scale;
+    i += entry.size;
+  }
+  return { data: data };
+}
+"""
 
 OS2IOT_CODEC = r"""
 function decode(payload, metadata) {
@@ -128,19 +167,72 @@ def _per_call_us(step: Callable[[], object], seconds: float) -> float:
     return 1e6 / _rate(step, seconds)
 
 
-def run(seconds: float = 1.0, threads: tuple[int, ...] = (1,)) -> dict[str, float]:
+async def _pool_rate(workers: int, seconds: float, window: int = 256) -> tuple[float, float]:
+    """(decodes per second through the pool, the service process's CPU microseconds per decode)."""
+    pool = JsPool(workers, workers, 1_000_000)
+    await pool.start()
+    await pool.warm()
+    record = JsDecoderRecord("bench", "org", "ttn", TTN_CODEC, 100, 1)
+    body = {"op": "decode", "c": ["bench", 1, None], "p": base64.b64encode(TTN_FRAME).decode(), "f": 5,
+            "v": {}, "t": 1_714_557_600_000}
+    loop = asyncio.get_running_loop()
+    warmed, finished = loop.create_future(), loop.create_future()
+    outstanding = count = 0
+    deadline = float("inf")
+
+    def warm_done(answer: dict[str, Any]) -> None:
+        nonlocal outstanding
+        outstanding -= 1
+        if outstanding == 0:
+            warmed.set_result(None)
+
+    def done(answer: dict[str, Any]) -> None:
+        nonlocal outstanding, count
+        count += 1
+        if time.perf_counter() < deadline:
+            pool.submit("org", record, None, body, done)
+        else:
+            outstanding -= 1
+            if outstanding == 0:
+                finished.set_result(None)
+
+    outstanding = window  # enough to reach (and load the codec in) every worker
+    for _ in range(window):
+        pool.submit("org", record, None, body, warm_done)
+    await warmed
+    start, cpu = time.perf_counter(), time.process_time()
+    deadline = start + seconds
+    outstanding = window
+    for _ in range(window):
+        pool.submit("org", record, None, body, done)
+    await finished
+    elapsed, cpu_used = time.perf_counter() - start, time.process_time() - cpu
+    await pool.close()
+    return count / elapsed, cpu_used / max(1, count) * 1e6
+
+
+def run(seconds: float = 1.0, threads: tuple[int, ...] = (1,), pool_workers: tuple[int, ...] = (1,)
+        ) -> dict[str, float]:
     """Figures by name: ``*_per_s`` rates, ``*_us``/``*_ms`` costs, ``context_kib``."""
     limits = Limits()  # 100 ms, 32 MiB, 256 KiB output: the defaults the pipeline uses
     ttn = JsCodec(TTN_CODEC, limits=limits)
     os2iot = JsCodec(OS2IOT_CODEC, limits=limits)
+    minimal = JsCodec(MINIMAL_CODEC, limits=limits)
+    table = JsCodec(TABLE_CODEC, limits=limits)
     moment = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
     assert ttn.decode(TTN_FRAME, 5).ok and os2iot.decode(TTN_FRAME, 5, event=EVENT, device=DEVICE).ok
+    assert table.decode(TTN_FRAME, 5).data == ttn.decode(TTN_FRAME, 5).data
     figures: dict[str, float] = {}
     for n in threads:
         figures[f"ttn_decodes_per_s_{n}_thread"] = _rate(lambda: ttn.decode(TTN_FRAME, 5, recv_time=moment), seconds, n)
         figures[f"os2iot_decodes_per_s_{n}_thread"] = _rate(
             lambda: os2iot.decode(TTN_FRAME, 5, event=EVENT, device=DEVICE, recv_time=moment), seconds, n
         )
+    figures["ttn_decode_and_measure_per_s_1_thread"] = _rate(  # what a worker does per uplink, in process
+        lambda: decode_measured(ttn, TTN_FRAME, 5, variables={}, recv_time=moment), seconds)
+    figures["minimal_decodes_per_s_1_thread"] = _rate(lambda: minimal.decode(TTN_FRAME, 5, recv_time=moment), seconds)
+    figures["table_top_level_decodes_per_s_1_thread"] = _rate(
+        lambda: table.decode(TTN_FRAME, 5, recv_time=moment), seconds)
     engine = Engine(TTN_CODEC, limits)
     figures["reset_after_call_us"] = _per_call_us(engine.reset, seconds / 4)
     build_start, builds = time.perf_counter(), 0
@@ -149,10 +241,14 @@ def run(seconds: float = 1.0, threads: tuple[int, ...] = (1,)) -> dict[str, floa
         builds += 1
     figures["context_build_ms"] = (time.perf_counter() - build_start) / builds * 1e3
     figures["context_kib"] = engine.memory_used() / 1024
+    for n in pool_workers:
+        rate, parent_us = asyncio.run(_pool_rate(n, seconds))
+        figures[f"pool_decodes_per_s_{n}_worker"] = rate
+        figures[f"pool_service_cpu_us_per_decode_{n}_worker"] = parent_us
     return figures
 
 
 if __name__ == "__main__":
     budget = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
-    for name, value in run(budget, threads=(1, 2)).items():
+    for name, value in run(budget, threads=(1, 2), pool_workers=(1, 2)).items():
         print(f"{name:>32}: {value:12,.1f}")

@@ -125,7 +125,7 @@ async def test_secrets_go_in_and_never_come_out(api: Api) -> None:
         "secret": "hook-secret-123", "headers": {"Authorization": "Basic c2VjcmV0"}})
     mqtt = await api.create("consumers", {"organization_id": org, "name": "auth", "kind": "mqtt",
                                           "url": "mqtt://user:pa55word@broker:1883/t/{device}"})
-    assert mqtt["url"] == "mqtt://user:***@broker:1883/t/{device}"
+    assert mqtt["url"] == "mqtt://***:***@broker:1883/t/{device}"     # the user name is a credential too
     assert dev["has_app_key"] and consumer["has_secret"] and consumer["has_headers"]
     await api.client.patch(f"/api/v1/devices/{dev['id']}", json={"app_key": "ffeeddccbbaa99887766554433221100"})
     rotated = (await api.client.post(f"/api/v1/consumers/{consumer['id']}/rotate-secret")).json()["secret"]
@@ -213,6 +213,8 @@ async def test_unknown_devices_register_in_one_step(api: Api) -> None:
     ("GET", "/api/v1/dead-letters/99999999999999999999", None),
     ("POST", "/api/v1/dead-letters/replay", {"ids": [99999999999999999999]}),
     ("POST", "/api/v1/organizations", {"name": "nul\u0000byte"}),
+    ("POST", "/api/v1/devices", {"application_id": "00000000-0000-0000-0000-000000000000", "name": "d",
+                                 "kind": "http", "metadata": {"note": ["ok", "nul\u0000byte"]}}),
     ("GET", "/api/v1/devices?q=nul%00byte", None),
     ("POST", "/api/v1/dead-letters/replay", {}),
 ])
@@ -220,3 +222,5 @@ async def test_odd_input_is_a_4xx_not_a_server_error(api: Api, method: str, path
     r = await api.client.request(method, path, json=body)
     assert r.status_code == 422, r.text
     assert r.json()["error"]
+    if "metadata" in (body or {}):
+        assert r.json()["error"] == "metadata.note[1]: text may not contain a NUL (\\u0000) character"

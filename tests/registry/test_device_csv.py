@@ -162,3 +162,58 @@ def test_chunks_keep_the_files_line_numbers() -> None:
     assert found == [(2, "a"), (4, "b"), (5, "c\r\nc"), (7, "d"), (8, "e")]
     with pytest.raises(CsvFileError, match="unknown column"):
         split_chunks("name,kind,x\n", 10)
+
+
+FORMULAS = {"name": "=HYPERLINK(\"http://x\")", "decoder": "+cmd", "tags": {"-k": "@v"}, "imsi": None,
+            "join_eui": None}
+
+
+def test_export_guards_formula_cells_and_keeps_numbers_numeric() -> None:
+    rows = [{**DEVICE, "name": name, "lat": -12.5, "lon": -45.25, "interval_s": 60}
+            for name in ("=1+2", "+x", "-5", "@SUM(A1)", "\tx", "\rx", "'quoted", "plain")]
+    text = export_rows(rows)
+    cells = [line.split(",", 1)[0] for line in text.split("\r\n")[1:-1]]
+    assert cells == ["'=1+2", "'+x", "'-5", "'@SUM(A1)", "'\tx", "\"'\rx\"", "''quoted", "plain"]
+    assert all(",-12.5,-45.25,60," in line for line in text.split("\r\n")[1:-1])
+    tagged = export_rows([{**DEVICE, **FORMULAS}])
+    assert "'=HYPERLINK" in tagged and ",'+cmd," in tagged and ",'-k=@v," in tagged
+
+
+def test_export_then_import_changes_nothing() -> None:
+    devices = [{**DEVICE, "name": name, "lat": -33.8688, "lon": -151.2093} for name in
+               ("=1+2", "-5", "'quoted", "''twice", "plain", "@x")] + [{**DEVICE, **FORMULAS}]
+    back = parse_rows(export_rows(devices))
+    assert all(isinstance(r, ParsedRow) for r in back), back
+    for device, row in zip(devices, back, strict=True):
+        fields = row.fields if isinstance(row, ParsedRow) else {}
+        assert {k: fields[k] for k in COLUMNS if k not in ("app_key", "dev_eui")} == {
+            k: device[k] for k in COLUMNS if k not in ("app_key", "dev_eui")}
+    assert only("name,kind\n'hello,http\n")["name"] == "'hello"        # only a guard is taken off
+    assert only("name,kind\n'=SUM(1),http\n")["name"] == "=SUM(1)"
+
+
+def test_a_nul_or_an_oversized_cell_is_that_rows_error() -> None:
+    text = ("name,kind,metadata\n"
+            "ok,http,\n"
+            "nul\x00name,http,\n"
+            f"big,http,\"{{\"\"a\"\": \"\"{'x' * 70_000}\"\"}}\"\n"
+            "after,http,\n")
+    assert errors(text) == [(3, "name contains a NUL character; remove it"),
+                            (4, "metadata is longer than 65536 characters")]
+    assert [r.fields["name"] for r in parse_rows(text) if isinstance(r, ParsedRow)] == ["ok", "after"]
+
+
+def test_a_huge_cell_of_line_breaks_is_refused_without_building_millions_of_lines() -> None:
+    import tracemalloc
+
+    text = 'name,kind\n"' + "a\n" * 2_000_000 + '",http\n'
+    tracemalloc.start()
+    try:
+        with pytest.raises(CsvFileError, match="line 2: a cell is longer than 65536 characters"):
+            parse_rows(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(text), peak          # was ~30 times the text: one string per physical line
+    with pytest.raises(CsvFileError, match="empty lines"):
+        parse_rows("name,kind\n" + "\n" * 60_000 + "x,http\n")

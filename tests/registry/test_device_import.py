@@ -173,16 +173,21 @@ async def test_another_organizations_device_is_refused_without_details(api: Api)
     async with await org_key(api, org_b) as b:
         result = await imported(b, f"name,kind,dev_eui,imei\nmine,lorawan,A0-00-00-00-00-00-00-01,\n"
                                    f"my meter,nbiot,,{imei(4)}\n", application_id=app_b)
-    assert [r["reason"] for r in result["rows"]] == [
-        "dev_eui a000000000000001 is registered in another organization",
-        f"imei {imei(4)} is registered in another organization"]
-    leaked = str(result)
-    for word in (org_a, app_a, secret_name, "their meter", *(r["device_id"] for r in theirs["rows"])):
+    # the same text POST /devices answers for any duplicate: the field, not the value or whose it is
+    assert [r["reason"] for r in result["rows"]] == ["dev_eui is already registered", "imei is already registered"]
+    async with await org_key(api, org_b) as b:
+        r = await b.post("/api/v1/devices", json={"application_id": app_b, "name": "x", "kind": "lorawan",
+                                                   "dev_eui": "a000000000000001"})
+    assert r.status_code == 409 and r.json() == {"error": "dev_eui is already registered"}
+    leaked = str(result) + r.text
+    for word in (org_a, app_a, secret_name, "their meter", "a000000000000001", "another organization",
+                 *(r["device_id"] for r in theirs["rows"])):
         assert word not in leaked
     assert (await devices_of(api, app_a))[secret_name]["version"] == 1
     # a global key importing into b's application does not reach into a's devices either
     result = await imported(api.client, "name,kind,dev_eui\nmine,lorawan,a000000000000001\n", application_id=app_b)
-    assert result["rows"][0]["reason"] == "dev_eui a000000000000001 is registered in another organization"
+    assert result["rows"][0]["reason"] == ("dev_eui a000000000000001 is in another organization than the row's"
+                                           " application; import does not move devices between organizations")
 
 
 async def test_an_organization_key_cannot_import_into_another_organization(api: Api) -> None:
@@ -240,7 +245,6 @@ async def test_dry_run_reports_and_stores_nothing(api: Api) -> None:
     (b"", {}, "header"),
     (b"name,kind,colour\nx,http,red\n", {}, "unknown column 'colour'"),
     (b"name,kind\n" + b"x,http\n" * 50_001, {}, "more than 50000 rows"),
-    (b"name,kind\n" + b"x" * (20 * 2**20), {}, "larger than 20 MB"),
     ("name,kind\nmåler,http\n".encode("cp1252"), {}, "not utf-8 text"),
     (b"name,kind\nx,http\n", {"Content-Type": "text/csv; charset=no-such"}, "unknown charset"),
 ])
@@ -248,6 +252,12 @@ async def test_file_problems_are_422(api: Api, body: bytes, headers: dict[str, s
     r = await api.client.post("/api/v1/devices/import", content=body, headers={"Content-Type": "text/csv",
                                                                                **headers})
     assert r.status_code == 422 and words in r.json()["error"], r.text
+
+
+async def test_a_file_over_20_mib_is_413_before_it_is_read(api: Api) -> None:
+    r = await api.client.post("/api/v1/devices/import", content=b"name,kind\n" + b"x" * (20 * 2**20),
+                              headers={"Content-Type": "text/csv"})
+    assert r.status_code == 413 and "20 MiB" in r.json()["error"], r.text
 
 
 async def test_a_declared_charset_is_honoured(api: Api) -> None:

@@ -4,12 +4,15 @@ Real service, real PostgreSQL, real QuickJS; the codecs are written here in the 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from registry.js_store import take_trial
 from tests.support.api import Api, running_api
 from tests.support.database import create_database, drop_database
 from tests.support.receivers import webhook
@@ -35,7 +38,7 @@ LOOPING = "function decodeUplink(input) { while (true) {} }"
 @pytest.fixture(scope="module")
 async def api() -> AsyncIterator[Api]:
     url = await create_database("iotd_js")
-    async with running_api(url) as a:
+    async with running_api(url, consumer_allowed_networks="127.0.0.0/8") as a:
         yield a
     await drop_database(url)
 
@@ -48,18 +51,19 @@ async def tenant(api: Api, name: str) -> tuple[str, str, str]:
 
 
 async def test_a_codec_is_checked_before_it_is_saved(api: Api) -> None:
-    org, _, _ = await tenant(api, "checks")
+    org, _, key = await tenant(api, "checks")  # the organization's key: trials count per organization
+    client = api.as_key(key)
     body: dict[str, Any] = {"id": "fill-meter", "organization_id": org, "source": TTN_CODEC, "examples": EXAMPLES}
-    created = await api.create("decoders", body)
+    created = await api.create("decoders", body, client)
     assert created["dialect"] == "ttn" and created["kind"] == "javascript" and created["version"] == 1
-    again = await api.client.post("/api/v1/decoders", json=body)
+    again = await client.post("/api/v1/decoders", json=body)
     assert again.status_code == 409
     wrong = {**body, "id": "fill-wrong", "examples": [{**EXAMPLES[0], "output": {"data": {"temperature": 99}}}]}
-    r = await api.client.post("/api/v1/decoders", json=wrong)
+    r = await client.post("/api/v1/decoders", json=wrong)
     assert r.status_code == 422 and "examples fail" in r.json()["error"] and "21.5 degrees" in r.json()["error"]
-    r = await api.client.post("/api/v1/decoders", json={**body, "id": "broken", "source": "function decodeUplink( {"})
+    r = await client.post("/api/v1/decoders", json={**body, "id": "broken", "source": "function decodeUplink( {"})
     assert r.status_code == 422 and "does not compile" in r.json()["error"]
-    r = await api.client.post("/api/v1/decoders", json={**body, "id": "elsys"})
+    r = await client.post("/api/v1/decoders", json={**body, "id": "elsys"})
     assert r.status_code == 422 and "built-in" in r.json()["error"]
     listed = (await api.client.get("/api/v1/decoders", params={"kind": "javascript"})).json()
     assert "fill-meter" in {d["id"] for d in listed["items"]}
@@ -67,8 +71,8 @@ async def test_a_codec_is_checked_before_it_is_saved(api: Api) -> None:
 
 async def test_the_test_endpoint_decodes_and_is_rate_limited(api: Api) -> None:
     org, _, key = await tenant(api, "tests")
-    await api.create("decoders", {"id": "t-codec", "organization_id": org, "source": TTN_CODEC})
     async with api.as_key(key) as client:
+        await api.create("decoders", {"id": "t-codec", "organization_id": org, "source": TTN_CODEC}, client)
         r = await client.post("/api/v1/decoders/t-codec/test", json={"payload_hex": "00d707", "fport": 1})
         assert r.status_code == 200, r.text
         out = r.json()
@@ -86,9 +90,10 @@ async def test_the_test_endpoint_decodes_and_is_rate_limited(api: Api) -> None:
 
 
 async def test_another_tenant_cannot_see_use_or_change_it(api: Api) -> None:
-    org_a, _, _ = await tenant(api, "owner")
+    org_a, _, key_a = await tenant(api, "owner")
     _, app_b, key_b = await tenant(api, "neighbour")
-    await api.create("decoders", {"id": "private-codec", "organization_id": org_a, "source": TTN_CODEC})
+    async with api.as_key(key_a) as a:
+        await api.create("decoders", {"id": "private-codec", "organization_id": org_a, "source": TTN_CODEC}, a)
     async with api.as_key(key_b) as b:
         assert (await b.get("/api/v1/decoders/private-codec")).status_code == 404
         assert (await b.post("/api/v1/decoders/private-codec/test", json={"payload_hex": "00"})).status_code == 404
@@ -102,9 +107,10 @@ async def test_another_tenant_cannot_see_use_or_change_it(api: Api) -> None:
 
 
 async def test_devices_decode_with_it_and_a_runaway_codec_is_an_error_not_an_outage(api: Api) -> None:
-    org, app, _ = await tenant(api, "users")
-    await api.create("decoders", {"id": "good-js", "organization_id": org, "source": TTN_CODEC})
-    await api.create("decoders", {"id": "loop-js", "organization_id": org, "source": LOOPING, "timeout_ms": 50})
+    org, app, key = await tenant(api, "users")
+    async with api.as_key(key) as c:
+        await api.create("decoders", {"id": "good-js", "organization_id": org, "source": TTN_CODEC}, c)
+        await api.create("decoders", {"id": "loop-js", "organization_id": org, "source": LOOPING, "timeout_ms": 50}, c)
     good = await api.create("devices", {"application_id": app, "name": "good", "kind": "http", "decoder": "good-js"})
     bad = await api.create("devices", {"application_id": app, "name": "bad", "kind": "http", "decoder": "loop-js"})
     async with webhook() as (url, got):
@@ -138,18 +144,86 @@ async def test_devices_decode_with_it_and_a_runaway_codec_is_an_error_not_an_out
 
 
 async def test_updates_are_versioned_and_recompiled(api: Api) -> None:
-    org, _, _ = await tenant(api, "versions")
-    await api.create("decoders", {"id": "v-codec", "organization_id": org, "source": TTN_CODEC})
-    r = await api.client.get("/api/v1/decoders/v-codec")
+    org, _, key = await tenant(api, "versions")
+    client = api.as_key(key)
+    await api.create("decoders", {"id": "v-codec", "organization_id": org, "source": TTN_CODEC}, client)
+    r = await client.get("/api/v1/decoders/v-codec")
     tag = r.headers["etag"]
     changed = TTN_CODEC.replace("/ 10", "/ 100")
-    r = await api.client.patch("/api/v1/decoders/v-codec", json={"source": changed}, headers={"If-Match": tag})
+    r = await client.patch("/api/v1/decoders/v-codec", json={"source": changed}, headers={"If-Match": tag})
     assert r.status_code == 200 and r.json()["version"] == 2
-    assert (await api.client.patch("/api/v1/decoders/v-codec", json={"model": "m"},
+    assert (await client.patch("/api/v1/decoders/v-codec", json={"model": "m"},
                                    headers={"If-Match": tag})).status_code == 412
     async with asyncio.timeout(2):
         while api.service.js_decoders.get("v-codec", org) is None or \
-                api.service.js_decoders.get("v-codec", org).record.version != 2:  # type: ignore[union-attr]
+                api.service.js_decoders.get("v-codec", org).version != 2:  # type: ignore[union-attr]
             await asyncio.sleep(0.02)
-    r = await api.client.post("/api/v1/decoders/v-codec/test", json={"payload_hex": "00d707"})
+    r = await client.post("/api/v1/decoders/v-codec/test", json={"payload_hex": "00d707"})
     assert r.json()["data"]["temperature"] == 2.15
+
+
+async def test_read_keys_and_other_organizations_run_no_code(api: Api) -> None:
+    """Issue 13, finding 7: the role and organization are checked before any code is compiled or run."""
+    org, _, key = await tenant(api, "readers")
+    other, _, _ = await tenant(api, "others")
+    async with api.as_key(key) as owner:
+        await api.create("decoders", {"id": "read-target", "organization_id": org, "source": TTN_CODEC}, owner)
+    reader = (await api.create("api-keys", {"organization_id": org, "name": "r", "role": "read"}))["key"]
+    outsider = (await api.create("api-keys", {"organization_id": other, "name": "w", "role": "write"}))["key"]
+    slow = {"id": "never-run", "organization_id": org, "source": LOOPING, "timeout_ms": 5000,
+            "examples": [{"description": "x", "input": {"fPort": 1, "bytes": [1]}, "output": {"data": {}}}]}
+    buckets = "SELECT bucket, tokens, updated_at FROM trial_limits WHERE bucket = ANY($1::text[]) ORDER BY bucket"
+    assert api.service.pool is not None
+    before = await api.service.pool.fetch(buckets, [f"org:{org}", f"org:{other}"])
+    async with api.as_key(reader) as r, api.as_key(outsider) as o:
+        started = time.monotonic()
+        calls = [await r.post("/api/v1/decoders", json=slow),
+                 await r.patch("/api/v1/decoders/read-target", json={"source": LOOPING}),
+                 await r.post("/api/v1/decoders/read-target/test", json={"payload_hex": "00"}),
+                 await r.post("/api/v1/decoders/elsys/test", json={"payload_hex": "00"}),
+                 await r.post("/api/v1/decoders/test",
+                              json={"source": LOOPING, "payload_hex": "00", "timeout_ms": 5000})]
+        assert [c.status_code for c in calls] == [403] * 5, [c.text for c in calls]
+        refused = [await o.post("/api/v1/decoders", json=slow),
+                   await o.patch("/api/v1/decoders/read-target", json={"source": LOOPING}),
+                   await o.post("/api/v1/decoders/read-target/test", json={"payload_hex": "00"})]
+        assert [c.status_code for c in refused] == [404] * 3, [c.text for c in refused]
+        assert time.monotonic() - started < 3  # one looping trial alone would take 5 s
+    after = await api.service.pool.fetch(buckets, [f"org:{org}", f"org:{other}"])
+    assert after == before and len(before) == 1  # the owner's one trial (creating it); nothing since
+
+
+async def test_examples_are_bounded(api: Api) -> None:
+    org, _, key = await tenant(api, "bounded")
+    client = api.as_key(key)
+    example = EXAMPLES[0]
+    r = await client.post("/api/v1/decoders", json={"id": "too-many", "organization_id": org,
+                                                         "source": TTN_CODEC, "examples": [example] * 101})
+    assert r.status_code == 422 and "100" in r.text
+    r = await client.post("/api/v1/decoders", json={"id": "enough", "organization_id": org,
+                                                         "source": TTN_CODEC, "examples": [example] * 100})
+    assert r.status_code == 201, r.text
+
+
+async def test_trials_are_limited_per_organization_for_every_key_and_instance(api: Api) -> None:
+    org, _, key = await tenant(api, "limited")
+    second = (await api.create("api-keys", {"organization_id": org, "name": "k2", "role": "write"}))["key"]
+    other_org, _, other_key = await tenant(api, "unaffected")
+    async with api.as_key(key) as first, api.as_key(second) as again, api.as_key(other_key) as other:
+        statuses = [(await first.post("/api/v1/decoders/test", json={"source": TTN_CODEC, "payload_hex": "000000"})
+                     ).status_code for _ in range(10)]
+        assert statuses == [200] * 10
+        r = await again.post("/api/v1/decoders/test", json={"source": TTN_CODEC, "payload_hex": "000000"})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1  # a new key does not help
+        r = await first.post("/api/v1/decoders", json={"id": "limited-codec", "organization_id": org,
+                                                         "source": TTN_CODEC})
+        assert r.status_code == 429  # a check before saving is a trial too
+        r = await other.post("/api/v1/decoders/test", json={"source": TTN_CODEC, "payload_hex": "000000"})
+        assert r.status_code == 200
+    pool = await asyncpg.create_pool(api.service.settings.database_url)  # another instance's view of the bucket
+    try:
+        async with pool.acquire() as conn:
+            assert await take_trial(conn, f"org:{org}") is not None
+            assert await take_trial(conn, f"org:{other_org}") is None
+    finally:
+        await pool.close()

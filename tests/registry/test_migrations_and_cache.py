@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+from cryptography.fernet import Fernet
 
 from registry import store
 from registry.cache import RegistryCache
 from registry.db import create_pool, migrate
+from registry.installation import open_secret_box
 from registry.secrets import SecretBox
 from registry.store import RegistryError
 from tests.support.database import create_database, drop_database
+from tests.support.scenario import SECRET_KEY
 
-BOX = SecretBox("cache-test-key-0123456789")
+KEY = "cache-test-key-0123456789"
 
 
 async def test_migrations_apply_once_even_when_run_concurrently() -> None:
@@ -35,15 +38,16 @@ async def test_cache_follows_registry_changes_within_a_second() -> None:
     pool = await create_pool(database_url)
     async with pool.acquire() as conn:
         await migrate(conn)
-    cache = RegistryCache(pool, BOX)
+        box = await open_secret_box(conn, KEY)
+    cache = RegistryCache(pool, box)
     await cache.start()
     try:
         async with pool.acquire() as conn:
             org = await store.create_organization(conn, "cache-org")
             app = await store.create_application(conn, org, "app")
-            await store.create_device(conn, BOX, application_id=app, name="d", dev_eui="AA-BB-CC-DD-EE-FF-00-11",
+            await store.create_device(conn, box, application_id=app, name="d", dev_eui="AA-BB-CC-DD-EE-FF-00-11",
                                       decoder="elsys")
-            await store.create_consumer(conn, BOX, organization_id=org, name="c", kind="http", url="http://h",
+            await store.create_consumer(conn, box, organization_id=org, name="c", kind="http", url="http://h",
                                         secret="never-shown", headers={"Authorization": "Bearer t"})
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 1.0
@@ -68,13 +72,14 @@ async def test_undecryptable_consumer_is_disabled_not_fatal() -> None:
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
+            box = await open_secret_box(conn, KEY)
             org = await store.create_organization(conn, "o")
-            other = SecretBox("another-installation-key-123")
+            other = SecretBox(Fernet(Fernet.generate_key()))          # a secret stored with another key
             bad = await store.create_consumer(conn, other, organization_id=org, name="bad", kind="http",
                                               url="http://h", secret="x")
-            good = await store.create_consumer(conn, BOX, organization_id=org, name="good", kind="http",
+            good = await store.create_consumer(conn, box, organization_id=org, name="good", kind="http",
                                                url="http://h", secret="y")
-        cache = RegistryCache(pool, BOX)
+        cache = RegistryCache(pool, box)
         await cache.start()
         await cache.close()
         consumers = cache.snapshot.consumers
@@ -91,12 +96,13 @@ async def test_store_rejects_bad_identifiers(database_url: str) -> None:
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
+            box = await open_secret_box(conn, SECRET_KEY)
             org = await store.create_organization(conn, "bad-ids")
             app = await store.create_application(conn, org, "app")
             for kwargs, message in [({"dev_eui": "zz"}, "16 hex"), ({"dev_eui": None}, "needs a dev_eui"),
                                     ({"dev_eui": "0011223344556677", "app_key": "12"}, "32 hex")]:
                 try:
-                    await store.create_device(conn, BOX, application_id=app, name="x", **kwargs)  # type: ignore[arg-type]
+                    await store.create_device(conn, box, application_id=app, name="x", **kwargs)  # type: ignore[arg-type]
                 except RegistryError as exc:
                     assert message in str(exc)
                 else:

@@ -15,7 +15,7 @@ from distributor.settings import Settings
 from registry.api.keys import create_first_key
 from registry.db import create_pool, migrate
 from tests.support.broker import MosquittoBroker
-from tests.support.scenario import SECRET_KEY
+from tests.support.scenario import LOOPBACK, SECRET_KEY
 
 
 @dataclass
@@ -49,9 +49,13 @@ async def first_key(database_url: str) -> str:
 @contextlib.asynccontextmanager
 async def running_api(database_url: str, broker: MosquittoBroker | None = None, **overrides: Any
                       ) -> AsyncIterator[Api]:
-    """The whole service (with the MQTT source when ``broker`` is given) and a global admin client."""
+    """The whole service (with the MQTT source when ``broker`` is given) and a global admin client.
+
+    Consumers may reach loopback (the tests' receivers); override ``consumer_allowed_networks`` to test refusals.
+    """
     values: dict[str, Any] = {"database_url": database_url, "mqtt_url": broker.url if broker else None,
                               "http_port": 0, "http_host": "127.0.0.1", "secret_key": SECRET_KEY,
+                              "consumer_allowed_networks": LOOPBACK,
                               "mqtt_client_id": f"iotd-{uuid.uuid4().hex[:8]}", **overrides}
     key = await first_key(database_url)
     service = Service(Settings(**values))

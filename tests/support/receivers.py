@@ -22,6 +22,7 @@ class Received:
     headers: list[dict[str, str]] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)
     topics: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)      # path and query of each accepted request
     requests: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -34,8 +35,9 @@ class Received:
 
 @contextlib.asynccontextmanager
 async def webhook(status: Callable[[], int] = lambda: 204, gate: asyncio.Event | None = None,
-                  delay_s: float = 0.0) -> AsyncIterator[tuple[str, Received]]:
-    """An HTTP consumer on a free port; ``status`` decides each response code, ``gate`` holds answers."""
+                  delay_s: float = 0.0, refusal: bytes = b"consumer says no") -> AsyncIterator[tuple[str, Received]]:
+    """An HTTP consumer on a free port; ``status`` decides each response code, ``gate`` holds answers,
+    ``refusal`` is the body of a non-2xx answer."""
     got = Received()
 
     async def handle(request: web.Request) -> web.Response:
@@ -51,8 +53,9 @@ async def webhook(status: Callable[[], int] = lambda: 204, gate: asyncio.Event |
             got.raw.append(body)
             got.bodies.append(orjson.loads(body))
             got.headers.append({**request.headers, "X-Arrived": str(arrived)})
+            got.paths.append(request.path_qs)
             got.arrived.set()
-        return web.Response(status=code, text="" if code < 300 else "consumer says no")
+        return web.Response(status=code, body=b"" if code < 300 else refusal)
 
     app = web.Application()
     app.router.add_post("/hook", handle)

@@ -20,10 +20,11 @@ from distributor.envelope import message_id
 from distributor.settings import Settings
 from registry import store
 from registry.db import create_pool, migrate
-from registry.secrets import SecretBox
+from registry.installation import open_secret_box
 from tests.support.broker import MosquittoBroker, free_port
 
 SECRET_KEY = "scenario-secret-key-0123456789"
+LOOPBACK = "127.0.0.0/8,::1/128"   # IOTD_CONSUMER_ALLOWED_NETWORKS for tests: their consumers listen on loopback
 EUI = "a81758fffe0312ab"
 FRAME = bytes.fromhex("0101170231" "04008b" "0508" "070e3d")
 FAST_RETRIES: dict[str, Any] = {"retry_poll_s": 0.05, "retry_base_s": 0.05, "retry_max_backoff_s": 0.3,
@@ -40,11 +41,11 @@ class Tenant:
 
 async def provision(database_url: str, consumers: dict[str, dict[str, Any]]) -> Tenant:
     """One organization, application and Elsys device, and the named consumers subscribed to the application."""
-    box = SecretBox(SECRET_KEY)
     pool = await create_pool(database_url)
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
+            box = await open_secret_box(conn, SECRET_KEY)
             org = await store.create_organization(conn, f"org-{uuid.uuid4().hex[:6]}")
             app = await store.create_application(conn, org, "app")
             device, _ = await store.create_device(conn, box, application_id=app, name="d", dev_eui=EUI,
@@ -60,7 +61,7 @@ async def provision(database_url: str, consumers: dict[str, dict[str, Any]]) -> 
 
 def settings(database_url: str, broker: MosquittoBroker, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"database_url": database_url, "mqtt_url": broker.url, "http_port": 0,
-                              "http_host": "127.0.0.1", "secret_key": SECRET_KEY,
+                              "http_host": "127.0.0.1", "secret_key": SECRET_KEY, "consumer_allowed_networks": LOOPBACK,
                               "mqtt_client_id": f"iotd-{uuid.uuid4().hex[:8]}", **overrides}
     return Settings(**values)
 
@@ -86,7 +87,10 @@ async def publish_all(port: int, bodies: list[bytes], per_second: float | None =
 
 
 class ServiceProcess:
-    """`iotd serve` as a child process, so a test can SIGKILL or SIGTERM it."""
+    """`iotd serve` as a child process, so a test can SIGKILL or SIGTERM it.
+
+    Consumers may reach loopback (``LOOPBACK``) unless the settings name other allowed networks.
+    """
 
     def __init__(self, s: Settings, args: tuple[str, ...] = ()) -> None:
         self.args = args
@@ -95,6 +99,7 @@ class ServiceProcess:
         for key, value in s.model_dump().items():
             if value is not None:
                 self.env[f"IOTD_{key.upper()}"] = str(value)
+        self.env["IOTD_CONSUMER_ALLOWED_NETWORKS"] = s.consumer_allowed_networks or LOOPBACK
         self.env["IOTD_HTTP_PORT"] = str(self.port)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = Path(tempfile.mkdtemp(prefix="iotd-proc-")) / "stderr.log"
