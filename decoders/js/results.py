@@ -15,6 +15,7 @@ Every failure is a result with ``errors``; nothing here raises.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,11 +66,33 @@ class EncodeResult:
         return not self.errors
 
 
+def _without_lone_surrogates(value: Any) -> Any:
+    """JavaScript strings may hold lone surrogates (``'\\ud800'``), which are not Unicode text: each becomes
+    U+FFFD, so one odd string does not cost the message all its other readings."""
+    if isinstance(value, str):
+        return "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in value) if any(
+            0xD800 <= ord(ch) <= 0xDFFF for ch in value) else value
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_lone_surrogates(v) for v in value]
+    return value
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        if "\\u" not in text:
+            raise
+    return _without_lone_surrogates(json.loads(text))   # the stdlib takes lone surrogate escapes; rare, slower
+
+
 def parse_envelope(text: str) -> CallOutcome:
     """The harness's JSON answer as a :class:`CallOutcome`."""
     try:
-        env = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
+        env = _loads(text)
+    except (orjson.JSONDecodeError, ValueError) as exc:
         return CallOutcome.failed(f"the result is not valid JSON text: {exc}")
     if not isinstance(env, dict):
         return CallOutcome.failed("the harness answered with something other than an object")

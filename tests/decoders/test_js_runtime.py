@@ -356,3 +356,9 @@ def test_a_codec_serves_as_a_catalog_decoder(ttn: JsCodec) -> None:
     assert decoder.decode(bytes.fromhex("0117"), 1).data["temperature"] == 27.9
     measurements, error = decoder.normalize({"temperature": 27.9})
     assert error is None and [(m.name, m.value) for m in measurements] == [("temperature", 27.9)]
+
+
+def test_a_lone_surrogate_in_the_result_becomes_a_replacement_character_not_an_error() -> None:
+    codec = JsCodec("function decodeUplink(input) { return {data: {lone: '\\ud800', t: input.bytes[0]}}; }")
+    result = codec.decode(b"\x07", 1)
+    assert result.ok and result.data == {"lone": "\ufffd", "t": 7}

@@ -31,10 +31,18 @@ from tests.support.scenario import FAST_RETRIES, FRAME
 EUI_A, EUI_B = "a81758fffe031200", "a81758fffe0312bb"
 
 
+TOKEN = "iotd_it_poison-test-integration-token"
+POISON_CODEC = """function decodeUplink(input) {
+  var big = ''; for (var i = 0; i < 1000; i++) big += 'x';
+  return {data: {note: 'nul \\u0000 from a decoder', lone: '\\ud800', temperature: input.bytes[0], big: big}};
+}"""
+
+
 @pytest.fixture
 async def api(broker: MosquittoBroker) -> AsyncIterator[Api]:
     url = await create_database("iotd_poison")
-    async with running_api(url, broker, state_flush_interval_s=0.05, **FAST_RETRIES) as a:
+    async with running_api(url, broker, state_flush_interval_s=0.05, chirpstack_http_token=TOKEN,
+                           auth_failure_limit=10_000, **FAST_RETRIES) as a:
         yield a
     await drop_database(url)
 
@@ -138,3 +146,75 @@ async def test_poison_from_one_tenant_never_stops_another(api: Api, broker: Mosq
 
 async def _already_stopped() -> None:
     return None
+
+
+async def test_poison_through_the_http_integration_decoders_csv_and_api(api: Api, broker: MosquittoBroker) -> None:
+    """The other entry points: ChirpStack's HTTP integration, a tenant's JavaScript decoder output, a CSV
+    import and JSON API bodies, each with NUL, invalid UTF-8 or oversize values; B keeps flowing."""
+    async with webhook() as (a_url, a_got), webhook() as (b_url, b_got):
+        a = await tenant(api, "tenant-a", a_url, EUI_A)
+        b = await tenant(api, "tenant-b", b_url, EUI_B)
+        pool = api.service.pool
+        assert pool is not None
+        js = await api.create("decoders", {"id": "poison-codec", "organization_id": a["org"], "source": POISON_CODEC})
+        app_a = a["lora"]["application_id"]
+        poisoned = await api.create("devices", {"application_id": app_a, "name": "js", "kind": "http",
+                                                "decoder": js["id"]})
+        await until(lambda: poisoned["id"] in api.service.cache.snapshot.devices
+                    and api.service.js_decoders.get(js["id"], a["org"]) is not None)
+        chirpstack = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        async with httpx.AsyncClient(base_url=api.base_url, timeout=15) as client:
+            # ChirpStack's HTTP integration: NUL in names, invalid UTF-8, an oversize body, an odd event
+            ev = orjson.loads(to_json(uplink_event(dev_eui="ffffffffffff0002", data=FRAME, f_cnt=1)))
+            ev["deviceInfo"]["deviceName"] = "nul \u0000 name"
+            r = await client.post("/ingest/chirpstack?event=up", content=orjson.dumps(ev), headers=chirpstack)
+            assert r.status_code == 200, r.text
+            r = await client.post("/ingest/chirpstack?event=up", content=b'{"deviceInfo": {"devEui": "\xff\xfe"}}',
+                                  headers=chirpstack)
+            assert r.status_code == 400
+            r = await client.post("/ingest/chirpstack?event=up", content=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+                                  headers=chirpstack)
+            assert r.status_code == 413
+            r = await client.post("/ingest/chirpstack?event=nul%00event", content=b"{}", headers=chirpstack)
+            assert r.status_code == 400
+            # A's JavaScript decoder returns NUL, a lone surrogate and a long string: delivered, stored cleaned
+            r = await client.post("/ingest/http", content=b"\x05", headers={"X-API-Key": poisoned["ingest_key"]})
+            assert r.status_code == 202, r.text
+            # a CSV import with a NUL cell and an oversize cell: those rows are refused, the file is answered
+            csv = ("name,kind,tags\nok,http,\nnul\x00name,http,\nbig,http,k=" + "v" * 70_000 + "\n").encode()
+            r = await client.post("/api/v1/devices/import", params={"application_id": app_a, "dry_run": "true"},
+                                  content=csv, headers={"Authorization": f"Bearer {api.admin_key}",
+                                                        "Content-Type": "text/csv"})
+            assert r.status_code == 200, r.text
+            assert [row["status"] for row in r.json()["rows"]] == ["created", "error", "error"]
+            # JSON API bodies with NUL: a 422 that names the field
+            r = await api.client.patch(f"/api/v1/devices/{poisoned['id']}", json={"metadata": {"k": "a\u0000"}})
+            assert r.status_code == 422 and "metadata.k" in r.json()["error"]
+            # B keeps flowing through all of it
+            for i in range(5):
+                r = await client.post("/ingest/http", content=b'{"temperature": %d}' % i,
+                                      headers={"X-API-Key": b["http"]["ingest_key"],
+                                               "Content-Type": "application/json"})
+                assert r.status_code == 202, r.text
+        await b_got.wait_for(lambda bodies: len(bodies) >= 5, timeout=10)
+        await a_got.wait_for(lambda bodies: any(x["device"]["id"] == poisoned["id"] for x in bodies), timeout=10)
+        decoded = next(x for x in a_got.bodies if x["device"]["id"] == poisoned["id"])
+        assert decoded["decoder"]["status"] == "ok", decoded["decoder"]     # one odd string costs no reading
+        assert decoded["payload"]["decoded"]["lone"] == "\ufffd" and decoded["payload"]["decoded"]["temperature"] == 5
+        assert decoded["payload"]["decoded"]["note"] == "nul \x00 from a decoder"   # valid JSON for the consumer
+
+        async def stored() -> Any:
+            return await pool.fetchval("SELECT last_message FROM device_state WHERE device_id = $1", poisoned["id"])
+
+        async with asyncio.timeout(5):
+            while await stored() is None:
+                await asyncio.sleep(0.05)
+        assert (await stored())["payload"]["decoded"]["note"] == "nul \ufffd from a decoder"
+
+        async def unknown() -> Any:
+            return await pool.fetchval("SELECT detail FROM unknown_devices WHERE identifier = 'ffffffffffff0002'")
+
+        async with asyncio.timeout(5):
+            while await unknown() is None:
+                await asyncio.sleep(0.05)
+        assert (await unknown())["device_name"] == "nul \ufffd name"
