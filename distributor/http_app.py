@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from distributor.service import Service
 
 CHIRPSTACK_HTTP = "chirpstack-http"
+MAX_IDEMPOTENCY_KEY = 200
 HTTP_SOURCE = "http"
 CHIRPSTACK_EVENTS = ("up", "join", "status", "log", "ack", "txack", "location", "integration")
 
@@ -137,8 +138,12 @@ def create_app(service: Service) -> FastAPI:
         except IngestError as exc:
             service.metrics.malformed.labels(HTTP_SOURCE).inc()
             return json_response({"error": str(exc)}, status_code=400)
-        service.metrics.received.labels(HTTP_SOURCE, "up").inc()
         idempotency = request.headers.get("idempotency-key") or request.headers.get("x-message-id")
+        if idempotency is not None and len(idempotency) > MAX_IDEMPOTENCY_KEY:   # it is kept in the dedup window
+            service.metrics.malformed.labels(HTTP_SOURCE).inc()
+            return json_response({"error": f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters"},
+                                 status_code=400)
+        service.metrics.received.labels(HTTP_SOURCE, "up").inc()
         key_part = idempotency or f"{received_at:.6f}:{uuid.uuid4().hex}"
         dedup = f"http:{device.id}:{key_part}"
         network = {"kind": device.kind, "imei": device.imei, "f_port": parsed.fport}

@@ -125,6 +125,8 @@ async def test_ingest_refuses_bad_keys_and_bodies_clearly(api: Api) -> None:
         assert r.status_code == 400 and "hex or base64" in r.json()["error"]
         r = await device.post("/ingest/http", content=b"{broken", headers={**auth, "Content-Type": "application/json"})
         assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+        r = await device.post("/ingest/http", content=b"\x01", headers={**auth, "Idempotency-Key": "k" * 201})
+        assert r.status_code == 400 and "longer than 200" in r.json()["error"]
         rotated = (await api.client.post(f"/api/v1/devices/{dev['id']}/rotate-ingest-key")).json()["ingest_key"]
         async with asyncio.timeout(2):
             while api.service.cache.snapshot.by_ingest_key.get(_hash(dev["ingest_key"])) is not None:
