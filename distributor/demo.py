@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -173,7 +174,11 @@ async def _feed(broker_url: str, interval_s: float) -> None:
 
 
 async def run_demo(settings: Settings, duration_s: float | None, interval_s: float) -> int:
-    settings.secret_key = settings.secret_key or secrets.token_urlsafe(32)
+    if settings.database_url and not settings.secret_key:   # a new key per run would not open the last run's data
+        print("iotd demo: IOTD_DATABASE_URL is set, so set IOTD_SECRET_KEY too: it is the key of that database's"
+              " stored credentials, and must be the same on every run", file=sys.stderr, flush=True)
+        return 2
+    settings.secret_key = settings.secret_key or secrets.token_urlsafe(32)   # embedded database: new every run
     webhook_port = free_port()
     seen = [0, 0]
     async with _database(settings) as db_url, _broker(settings) as broker_url:

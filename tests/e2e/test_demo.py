@@ -31,3 +31,11 @@ def test_the_demo_shows_decoded_messages_and_an_api_that_answers() -> None:
     assert answered is not None and answered.status_code == 200 and answered.json()["total"] == 3
     assert "[decoder ok]" in out and "senml[" in out and "temperature=" in out
     assert re.search(r"demo stopped: [1-9]\d* messages at the webhook, [1-9]\d* on the MQTT topic", out), out
+
+
+def test_the_demo_on_an_external_database_asks_for_a_stable_secret_key() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOTD_")}
+    env["IOTD_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:5432/postgres"
+    done = subprocess.run([sys.executable, "-m", "distributor.cli", "demo", "--duration", "1"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "set IOTD_SECRET_KEY too" in done.stderr
