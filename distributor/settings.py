@@ -61,3 +61,19 @@ class Settings(BaseSettings):
         1000, ge=1, description="uplinks waiting for one organization's decoders before they go out undecoded")
     js_suspend_after_timeouts: int = Field(5, ge=1, description="consecutive timeouts that suspend a decoder")
     js_suspend_s: float = Field(60.0, gt=0, description="how long a suspended decoder stays suspended (doubles)")
+
+    # --- de-duplication (issue 14, helper F adds fields here) -------------------------------------
+    dedup_frame_window_s: float = Field(60.0, ge=0, description="an identical frame (dev_eui, fCnt, fPort, payload)"
+                                                                " within this window is the same message")
+
+    # --- delivery under faults (issue 14, helper G adds fields here) ----------------------------
+    lane_max_wait_s: float = Field(2.0, gt=0, description="a message not sent to a consumer within this time is"
+                                                          " handed to the durable spill (the source acks it)")
+    circuit_max_cooldown_s: float = Field(60.0, gt=0, description="longest wait between probes of a failing"
+                                                                  " consumer (the cooldown doubles up to this)")
+
+    # --- MQTT intake (issue 14, helper H adds fields here) --------------------------------------
+    mqtt_keepalive_s: int = Field(60, ge=5, le=65535, description="MQTT keepalive with the ChirpStack broker")
+    mqtt_session_expiry_s: int = Field(7 * 24 * 3600, ge=0, description="how long the broker keeps this instance's"
+                                                                        " session (and its unacked messages) while"
+                                                                        " it is away")
