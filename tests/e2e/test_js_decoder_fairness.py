@@ -68,10 +68,15 @@ async def test_another_organizations_latency_stays_normal(api: Api) -> None:
         listing = asyncio.create_task(sample_latency(client, "/api/v1/decoders?kind=javascript", 0.1, stop, headers))
         await asyncio.sleep(1.0)  # A's decoders are busy timing out (and one worker being killed) now
         quiet: list[float] = []
-        for i in range(120):
-            took, status = await ingest(client, b_device if i % 4 else b_other, bytes([i]))
+        # at least 120 of B's uplinks, and on until one of A's workers has been killed (a busy machine gets
+        # there later: the kill must fall inside the window in which B's latency is measured)
+        give_up = asyncio.get_running_loop().time() + 20
+        i = 0
+        while i < 120 or (api.service.js_pool.restarts < 1 and asyncio.get_running_loop().time() < give_up):
+            took, status = await ingest(client, b_device if i % 4 else b_other, bytes([i % 256]))
             assert status == 202
             quiet.append(took)
+            i += 1
             await asyncio.sleep(0.03)
         stop.set()
         load.cancel()
@@ -81,7 +86,7 @@ async def test_another_organizations_latency_stays_normal(api: Api) -> None:
             t.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await load
-        await b_got.wait_for(lambda bodies: len(bodies) >= 150, timeout=20)
+        await b_got.wait_for(lambda bodies: len(bodies) >= len(baseline) + len(quiet), timeout=20)
 
     print(f"\nB's ingest alone:           {summary(baseline)}")
     print(f"B's ingest while A is noisy: {summary(quiet)}")

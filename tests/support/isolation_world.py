@@ -231,13 +231,17 @@ def answer_body(r: httpx.Response) -> Any:
     return r.text
 
 
+SETTLE_S = 1.2   # the consumer delivery log (StatsWriter) is written every second
+
+
 async def stable_snapshot(client: httpx.AsyncClient, doc: Mapping[str, Any], ops: list[Operation], tenant: Tenant,
                           other: Tenant, strict: bool = True, tries: int = 20) -> Snapshot:
     """A snapshot once two in a row agree (batched state writes have landed); ``strict=False`` returns the
-    last one anyway (after a run, the comparison reports what keeps changing)."""
+    last one anyway (after a run, the comparison reports what keeps changing). Two snapshots lie more than
+    one flush of the slowest batched writer apart (``SETTLE_S``), or both could precede a flush."""
     last = await snapshot(client, doc, ops, tenant, other)
     for attempt in range(tries):
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(SETTLE_S)
         now = await snapshot(client, doc, ops, tenant, other)
         if now.others == last.others or (not strict and attempt == tries - 1):
             return now
