@@ -16,13 +16,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings.run_distributor = False
     if args.distributor_only:
         settings.run_api = False
+    configure(settings.log_level, settings.log_format)
     if args.processes > 1:
         if args.api_only:
             raise SystemExit("iotd serve: --processes is for intake and delivery; run --api-only as one process")
         from distributor.supervisor import supervise
 
         return supervise(settings, args.processes, ["--distributor-only"] if args.distributor_only else [])
-    configure(settings.log_level, settings.log_format)
     try:
         service = Service(settings)
     except ValueError as exc:

@@ -1,4 +1,24 @@
-"""Remembers recently seen keys for a window, to drop duplicates (ChirpStack dedup id, or dev_eui+fCnt+fPort)."""
+"""De-duplication that never acknowledges a copy before its first copy is done (pure, no I/O).
+
+An uplink has one or two keys: the source's own id (``id_key``: ChirpStack's ``deduplicationId``, a
+device's ``Idempotency-Key``) and, for LoRaWAN, its frame (dev_eui, fCnt, fPort, payload).
+``Deduplicator.admit`` decides what an arriving uplink is:
+
+* ``NEW``: no copy is in progress or done. It is registered in the in-progress table and its finalizer
+  is observed; when the finalizer fires ok, its keys go into the seen windows (``SeenWindow``: ids for
+  ``id_window_s``, frames for ``frame_window_s``).
+* ``JOINED``: a copy is still in progress (in a lane, spilling, in a JavaScript worker). The duplicate
+  holds its own finalizer and is released with the first copy's outcome: ok, and it is acknowledged too;
+  not ok, and it is not, and no key is remembered, so a later copy is processed anew. A crash before the
+  first copy is done therefore loses neither.
+* ``DONE``: a copy was done within the window: acknowledged at once.
+
+The table is keyed by the frame when there is one (every copy of a LoRaWAN uplink, redelivered or from
+another ChirpStack replica, has the same frame), else by the id: one key per message in progress.
+Bounded: an entry lives only while its first copy is unfinished, and every unfinished message holds an
+in-flight place at its source (``IOTD_MQTT_MAX_IN_FLIGHT`` messages, ``IOTD_HTTP_MAX_IN_FLIGHT`` requests),
+so the table never holds more entries than those two caps together; joined copies hold places too.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +26,130 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
+from distributor.ack import Finalizer
+
+NEW = "new"
+JOINED = "joined"
+DONE = "done"
+
 
 class SeenWindow:
-    """Bounded in time and size; ``seen(key)`` records the key and says whether it was already there."""
+    """Keys done recently, bounded in time and size. Expired keys are swept at most every ``sweep_s``:
+    a lookup checks the key's own time, so an unswept key never counts."""
 
     def __init__(self, window_s: float = 300.0, max_keys: int = 500_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, sweep_s: float = 1.0) -> None:
         self._window_s = window_s
         self._max_keys = max_keys
         self._clock = clock
+        self._sweep_s = sweep_s
+        self._swept_at = float("-inf")
         self._keys: OrderedDict[Hashable, float] = OrderedDict()
 
     def seen(self, key: Hashable) -> bool:
+        """Record the key and say whether it was already there."""
         now = self._clock()
-        self._expire(now)
-        if key in self._keys:
+        if self.has(key, now):
             return True
-        self._keys[key] = now
-        if len(self._keys) > self._max_keys:
-            self._keys.popitem(last=False)
+        self.add(key, now)
         return False
 
-    def _expire(self, now: float) -> None:
+    def __contains__(self, key: object) -> bool:
+        return self.has(key, self._clock())
+
+    def has(self, key: object, now: float) -> bool:
+        added = self._keys.get(key)
+        return added is not None and added >= now - self._window_s
+
+    def add(self, key: Hashable, now: float) -> None:
+        """Remember the key from ``now`` on."""
+        keys = self._keys
+        if now - self._swept_at >= self._sweep_s:
+            self._sweep(now)
+        if key in keys:
+            keys.move_to_end(key)    # a key done again keeps the order of times, which the sweep relies on
+        keys[key] = now
+        if len(keys) > self._max_keys:
+            keys.popitem(last=False)
+
+    def _sweep(self, now: float) -> None:
+        self._swept_at = now
         keys = self._keys
         limit = now - self._window_s
         while keys:
-            first_key = next(iter(keys))
-            if keys[first_key] >= limit:
+            oldest = next(iter(keys))
+            if keys[oldest] >= limit:
                 break
-            del keys[first_key]
+            del keys[oldest]
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+class _Copies:
+    """One message in progress: its keys, the other ids its joined copies came with, and those copies.
+    Called with the outcome when the first copy's finalizer fires."""
+
+    __slots__ = ("frame_key", "id_key", "joined", "other_ids", "table")
+
+    def __init__(self, table: Deduplicator, id_key: str, frame_key: Hashable | None) -> None:
+        self.table = table
+        self.id_key = id_key
+        self.frame_key = frame_key
+        self.other_ids: list[str] | None = None     # e.g. another ChirpStack replica's deduplicationId
+        self.joined: list[Finalizer] | None = None
+
+    def __call__(self, ok: bool) -> None:
+        self.table._finished(self, ok)
+
+
+class Deduplicator:
+    """The in-progress table in front of the seen windows; see the module docstring."""
+
+    def __init__(self, id_window_s: float = 600.0, frame_window_s: float = 60.0, max_keys: int = 500_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._seen_ids = SeenWindow(id_window_s, max_keys, clock)
+        self._seen_frames = SeenWindow(frame_window_s, max_keys, clock)
+        self._progress: dict[Hashable, _Copies] = {}   # by frame, or by id for messages without one
+
+    @property
+    def in_progress(self) -> int:
+        """Messages in progress (first copies), each holding an in-flight place at its source."""
+        return len(self._progress)
+
+    def admit(self, id_key: str, frame_key: Hashable | None, finalizer: Finalizer) -> str:
+        """``NEW`` (go on), ``JOINED`` (the finalizer is held until the first copy is done) or ``DONE``."""
+        key = id_key if frame_key is None else frame_key
+        copies = self._progress.get(key)
+        if copies is not None:
+            finalizer.hold()
+            if copies.joined is None:
+                copies.joined = []
+            copies.joined.append(finalizer)
+            if id_key != copies.id_key:
+                if copies.other_ids is None:
+                    copies.other_ids = []
+                copies.other_ids.append(id_key)
+            return JOINED
+        now = self._clock()
+        if self._seen_ids.has(id_key, now) or (frame_key is not None and self._seen_frames.has(frame_key, now)):
+            return DONE
+        copies = self._progress[key] = _Copies(self, id_key, frame_key)
+        finalizer.observe(copies)
+        return NEW
+
+    def _finished(self, copies: _Copies, ok: bool) -> None:
+        frame_key = copies.frame_key
+        del self._progress[copies.id_key if frame_key is None else frame_key]
+        if ok:
+            now = self._clock()
+            self._seen_ids.add(copies.id_key, now)
+            if frame_key is not None:
+                self._seen_frames.add(frame_key, now)
+            if copies.other_ids is not None:
+                for other in copies.other_ids:
+                    self._seen_ids.add(other, now)
+        if copies.joined is not None:
+            for joined in copies.joined:
+                joined.release(ok)

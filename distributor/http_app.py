@@ -31,7 +31,7 @@ from distributor.envelope import message_id
 from distributor.http_guard import CHIRPSTACK_CALLER, INGEST_DEVICE, HttpGuard
 from distributor.ingress_auth import MISSING_INGEST_KEY, ChirpStackCaller, Credentials
 from distributor.ingress_metrics import IngressMetrics
-from distributor.sources.chirpstack import dedup_key, submit
+from distributor.sources.chirpstack import message_key, submit
 from distributor.sources.chirpstack_event import EventParseError
 from distributor.sources.chirpstack_parse import parse
 from distributor.sources.http_ingest import IngestError, parse_body
@@ -119,7 +119,7 @@ def create_app(service: Service) -> FastAPI:
             return json_response(not_accepted, status_code=503)
         result: dict[str, Any] = {"status": "accepted"}
         if ev.event == "up":
-            result["id"] = message_id(dedup_key(ev))
+            result["id"] = message_id(message_key(ev))
         return json_response(result)
 
     @app.post("/ingest/http", tags=["ingest"], summary="Data from an NB-IoT or HTTP device, with its ingest key",
@@ -182,7 +182,8 @@ class EmbeddedServer(uvicorn.Server):
 
 async def start_http(app: FastAPI, host: str, port: int) -> tuple[EmbeddedServer, asyncio.Task[None], int]:
     """Serve ``app``; returns the server, its task and the bound port (useful when port is 0)."""
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False,
+                            log_config=None)   # our JSON handler (logging.configure), not uvicorn's text one
     server = EmbeddedServer(config)
     task = asyncio.create_task(server.serve(), name="http")
     while not server.started:

@@ -46,7 +46,8 @@ class Metrics:
                                  ["consumer"], registry=r)
         self.device_events = Counter("iotd_device_events", "Non-uplink device events recorded (join, status, log)",
                                      ["event"], registry=r)
-        self.broker_connected = Gauge("iotd_broker_connected", "1 when the ChirpStack MQTT source is connected",
+        self.broker_connected = Gauge("iotd_broker_connected", "1 while the ChirpStack broker has accepted our "
+                                      "connection and been heard from within 1.5 keepalives (read at scrape time)",
                                       registry=r)
         self.registry_devices = Gauge("iotd_registry_devices", "Devices in the in-memory registry cache",
                                       registry=r)

@@ -8,6 +8,11 @@ path (envelope, state, dispatch) runs in the pool's callback, which then release
 source's ack still comes only after the message was dispatched. Every failure there (timeout,
 suspension, full queue, lost worker, pool stopped) is an answer with errors: the message still
 goes out, undecoded, with ``decoder.status = "error"``.
+
+De-duplication (``distributor.dedup``) comes after resolving the device (an unknown device's uplinks
+are only counted, never de-duplicated; device events are not de-duplicated): a copy of a message that
+is still in progress joins it and is acknowledged only with the first copy's outcome; a copy of a
+message done within the window is acknowledged at once.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import structlog
 from decoders import catalog
 from decoders.contract import DecodeResult, Measurement
 from distributor.ack import Finalizer
-from distributor.dedup import SeenWindow
+from distributor.dedup import JOINED, NEW, Deduplicator
 from distributor.delivery.dispatcher import Dispatcher
 from distributor.envelope import build_message, message_id
 from distributor.js_codecs import JsDecoders, decode_outcome, decode_request, isolation_key
@@ -42,8 +47,7 @@ class Pipeline:
         self._dispatcher = dispatcher
         self._state = state
         self._metrics = metrics
-        self._seen_ids = SeenWindow(dedup_window_s)
-        self._seen_frames = SeenWindow(frame_window_s)
+        self.dedup = Deduplicator(dedup_window_s, frame_window_s)
         self._js = js
         self._js_pool = js_pool
         self._decoded: dict[tuple[str, str], Any] = {}
@@ -57,10 +61,9 @@ class Pipeline:
             return self._cache.snapshot.lorawan_device(up.dev_eui, up.tenant_id, up.application_id)
         return None
 
-    def is_duplicate(self, up: RawUplink) -> bool:
-        if self._seen_ids.seen(up.dedup_key):
-            return True
-        return up.frame_key is not None and self._seen_frames.seen(up.frame_key)
+    def admit(self, up: RawUplink) -> str:
+        """``NEW``, ``JOINED`` (released with its first copy's outcome) or ``DONE`` (acked at once)."""
+        return self.dedup.admit(up.dedup_key, up.frame_key, up.finalizer)
 
     def decode(self, device: Device, up: RawUplink) -> tuple[str | None, DecodeResult | None, list[Measurement]]:
         """(decoder version, result, measurements) of a built-in decoder; the version is None when the decoder
@@ -95,7 +98,7 @@ class Pipeline:
                 result, measurements = decode_outcome(answer)
                 self._deliver(device, up, version, result, measurements)
             except Exception:
-                log.exception("delivering a JavaScript-decoded uplink failed", message_id=message_id(up.dedup_key),
+                log.exception("delivering a JavaScript-decoded uplink failed", message_id=message_id(up.message_key),
                               device=device.id)
                 up.finalizer.release(False)
                 return
@@ -111,10 +114,12 @@ class Pipeline:
 
     # --- the path ----------------------------------------------------------------------------
     def handle(self, up: RawUplink) -> None:
+        ok = False   # a path that raised did not deliver: its copies are not acked and its keys not remembered
         try:
             self._handle(up)
+            ok = True
         finally:
-            up.finalizer.release(True)
+            up.finalizer.release(ok)
 
     def _handle(self, up: RawUplink) -> None:
         device = self.resolve(up)
@@ -123,9 +128,11 @@ class Pipeline:
             self._state.unknown_device(up.source, up.dev_eui or "?", up.unknown_detail)
             log.debug("uplink from unknown device", dev_eui=up.dev_eui, source=up.source)
             return
-        if self.is_duplicate(up):
+        verdict = self.admit(up)
+        if verdict != NEW:
             self._metrics.duplicates.labels(up.source).inc()
-            log.debug("duplicate dropped", message_id=message_id(up.dedup_key), device=device.id)
+            log.debug("duplicate joins its first copy" if verdict == JOINED else "duplicate of a done message",
+                      message_id=message_id(up.message_key), device=device.id)
             return
         record = self.js_decoder(device)
         if record is not None:
@@ -137,7 +144,7 @@ class Pipeline:
     def _deliver(self, device: Device, up: RawUplink, decoder_version: str | None, result: DecodeResult | None,
                  measurements: list[Measurement]) -> None:
         """Envelope, state and dispatch: the end of the path for every decoded (or undecodable) uplink."""
-        msg_id = message_id(up.dedup_key)
+        msg_id = message_id(up.message_key)
         status = "none" if result is None and device.decoder is None else (
             "ok" if result is not None and result.ok else "error")
         key = (device.decoder or "none", status)

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from distributor.delivery.backlog import Backlog
 from distributor.delivery.dispatcher import Dispatcher
 from distributor.delivery.policy import CircuitBreaker, RetryPolicy
 from distributor.delivery.retry import RetryWorker
@@ -117,8 +118,7 @@ class Service:
         self._http = (server, task)
         if s.run_distributor and s.mqtt_url:
             assert self.pipeline is not None
-            self.source = ChirpStackMqttSource(s.mqtt_url, s.mqtt_client_id, self.pipeline, self.metrics,
-                                               share_group=s.mqtt_share_group, max_in_flight=s.mqtt_max_in_flight)
+            self.source = ChirpStackMqttSource.from_settings(s, self.pipeline, self.metrics)
             await self.source.start()
         log.info("iotd started", http_port=self.http_port, mqtt=self.source is not None, api=s.run_api,
                  distributor=s.run_distributor, devices=len(self.cache.snapshot.devices),
@@ -128,16 +128,21 @@ class Service:
         s = self.settings
         assert self.pool is not None
         set_aside = self.metrics.set_aside
-        self.spill = SpillStore(self.pool, on_set_aside=lambda table, what, n: set_aside.labels(table, what).inc(n))
+        self.backlog = Backlog(self.metrics.pending)      # pending deliveries per consumer, kept current
+        self.spill = SpillStore(self.pool, on_set_aside=lambda table, what, n: set_aside.labels(table, what).inc(n),
+                                on_stored=self.backlog.stored)
         self.state = StateWriter(self.pool, s.state_flush_interval_s,
                                  on_dropped=lambda table, what, n: set_aside.labels(table, what).inc(n))
         policy = RetryPolicy(s.retry_base_s, s.retry_max_backoff_s, s.retry_max_attempts, s.retry_max_age_s)
         self.dispatcher = Dispatcher(default_sink_factory(s.mqtt_client_id, self.targets), self.spill, self.metrics,
                                      queue_size=s.consumer_queue_size, policy=policy,
-                                     breaker=lambda: CircuitBreaker(s.circuit_threshold, s.circuit_cooldown_s))
+                                     breaker=lambda: CircuitBreaker(s.circuit_threshold, s.circuit_cooldown_s,
+                                                                    s.circuit_max_cooldown_s,
+                                                                    s.circuit_backlog_probe_s),
+                                     max_wait_s=s.lane_max_wait_s, backlog=self.backlog)
         self.retry = RetryWorker(self.pool, lambda: self.dispatcher.lanes, self.metrics, instance=s.mqtt_client_id,
                                  poll_s=s.retry_poll_s, lease_s=s.retry_lease_s,
-                                 retention_days=s.dead_letter_retention_days)
+                                 retention_days=s.dead_letter_retention_days, backlog=self.backlog)
         self.consumer_stats = StatsWriter(self.pool, lambda: {cid: lane.stats for cid, lane in
                                                               self.dispatcher.lanes.items()})
         await self.spill.start()

@@ -71,9 +71,13 @@ class Settings(BaseSettings):
                                                           " handed to the durable spill (the source acks it)")
     circuit_max_cooldown_s: float = Field(60.0, gt=0, description="longest wait between probes of a failing"
                                                                   " consumer (the cooldown doubles up to this)")
+    circuit_backlog_probe_s: float = Field(5.0, gt=0, description="while a failing consumer has pending deliveries,"
+                                                                  " probe it at least this often")
 
     # --- MQTT intake (issue 14, helper H adds fields here) --------------------------------------
     mqtt_keepalive_s: int = Field(60, ge=5, le=65535, description="MQTT keepalive with the ChirpStack broker")
-    mqtt_session_expiry_s: int = Field(7 * 24 * 3600, ge=0, description="how long the broker keeps this instance's"
-                                                                        " session (and its unacked messages) while"
-                                                                        " it is away")
+    mqtt_session_expiry_s: int | None = Field(
+        None, ge=0, le=0xFFFFFFFF, description="how long the broker keeps this instance's session (and the messages it"
+                                               " holds for it) while it is away; unset: a week, or an hour for a"
+                                               " member of IOTD_MQTT_SHARE_GROUP (deploy/README.md, shared"
+                                               " subscriptions)")

@@ -19,8 +19,12 @@ import time
 from collections.abc import Mapping
 from types import FrameType
 
-from distributor.settings import Settings
+import structlog
 
+from distributor.settings import Settings
+from distributor.sources.chirpstack_mqtt import WEEK_S
+
+log = structlog.get_logger("iotd.supervisor")
 RESTART_DELAY_S = 1.0
 
 
@@ -29,6 +33,9 @@ def child_env(base: Mapping[str, str], settings: Settings, index: int) -> dict[s
     env = dict(base)
     env["IOTD_MQTT_SHARE_GROUP"] = settings.mqtt_share_group or "iotd"
     env["IOTD_MQTT_CLIENT_ID"] = f"{settings.mqtt_client_id}-{index}"
+    if settings.mqtt_share_group is None and settings.mqtt_session_expiry_s is None:
+        # one machine's processes, restarted within a second: the lone instance's week, not a share member's hour
+        env["IOTD_MQTT_SESSION_EXPIRY_S"] = str(WEEK_S)
     if index > 0:
         env["IOTD_RUN_API"] = "false"
         env["IOTD_HTTP_PORT"] = str(settings.http_port + index if settings.http_port else 0)
@@ -61,7 +68,7 @@ def supervise(settings: Settings, processes: int, extra_args: list[str]) -> int:
         for index, child in list(children.items()):
             code = child.poll()
             if code is not None and not stopping:
-                print(f"iotd serve: process {index} exited with {code}; starting it again", file=sys.stderr)
+                log.error("a process exited; starting it again", process=index, exit_code=code)
                 time.sleep(RESTART_DELAY_S)
                 if not stopping:
                     start(index)

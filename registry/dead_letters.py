@@ -73,17 +73,22 @@ async def get_dead_letter(conn: asyncpg.Connection, f: DeadLetterFilter) -> dict
 
 
 async def replay(conn: asyncpg.Connection, f: DeadLetterFilter) -> int:
-    """Move matching dead letters back to the retry store; returns how many."""
+    """Move matching dead letters back to the retry store; returns how many.
+
+    A message already pending for the consumer (or two dead letters of the same message) is kept once:
+    ``pending_deliveries`` holds one row per (consumer, message), and that row delivers it."""
     where, params = f.where()
-    result = await conn.execute(
+    moved: int = await conn.fetchval(
         "WITH moved AS (DELETE FROM dead_letters d USING consumers c WHERE c.id = d.consumer_id AND " + where +
-        " RETURNING d.*)"
-        " INSERT INTO pending_deliveries (consumer_id, message_id, body, topic_vars, attempts, history,"
+        " RETURNING d.*),"
+        " kept AS (INSERT INTO pending_deliveries (consumer_id, message_id, body, topic_vars, attempts, history,"
         " next_attempt_at, created_at)"
         " SELECT consumer_id, message_id, body, topic_vars, 0,"
         " history || jsonb_build_array(jsonb_build_object('at', now(), 'error', 'replayed from dead letters')),"
-        " now(), now() FROM moved", *params)
-    return int(result.split()[-1])
+        " now(), now() FROM moved ORDER BY id"
+        " ON CONFLICT (consumer_id, message_id) DO NOTHING RETURNING 1)"
+        " SELECT count(*) FROM moved", *params)
+    return moved
 
 
 async def discard(conn: asyncpg.Connection, f: DeadLetterFilter) -> int:

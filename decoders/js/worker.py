@@ -26,9 +26,13 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections import OrderedDict, deque
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
+
+import orjson
 
 from decoders.js.codec import JsCodec
 from decoders.js.engine import JsCompileError
@@ -215,13 +219,26 @@ def serve(in_fd: int, out_fd: int) -> int:
             if requests and time.monotonic() - out.flushed_at >= STREAM_EVERY_S:
                 out.flush()  # a long batch streams its answers: the parent refills while this one works
     except FrameError as exc:
-        print(f"iotd JavaScript worker: {exc}", file=sys.stderr)
+        log_line("error", "the JavaScript worker read a malformed frame; exiting", error=str(exc))
         return 2
     except BrokenPipeError:
         return 0
 
 
+def log_line(level: str, event: str, **fields: Any) -> None:
+    """One JSON line on stderr, shaped like the service's own (the worker shares its stderr)."""
+    line = {"event": event, "level": level, "logger": "iotd.js.worker",
+            "timestamp": datetime.now(UTC).isoformat(), **fields}
+    sys.stderr.buffer.write(orjson.dumps(line, default=str) + b"\n")
+    sys.stderr.flush()
+
+
+def _log_uncaught(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+    log_line("critical", "the JavaScript worker failed", exception="".join(traceback.format_exception(kind, error, tb)))
+
+
 def main() -> int:
+    sys.excepthook = _log_uncaught
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_address_space()
     out_fd = os.dup(1)

@@ -9,8 +9,9 @@ from typing import Any
 import structlog
 
 from distributor.ack import Finalizer
+from distributor.delivery.backlog import Backlog
 from distributor.delivery.lane import ConsumerLane, Pending
-from distributor.delivery.policy import CircuitBreaker, RetryPolicy
+from distributor.delivery.policy import CircuitBreaker, RetryPolicy, bounded_option
 from distributor.delivery.spill import SpillRow, SpillStore
 from distributor.formats import render
 from distributor.metrics import Metrics
@@ -20,13 +21,17 @@ from registry.records import Consumer
 log = structlog.get_logger("iotd.delivery")
 
 SinkFactory = Callable[[Consumer], Sink]
+MAX_CONCURRENCY = 64        # requests in flight per consumer: the HTTP sink's connection pool (CONNECTIONS_PER_SINK)
 
 
 class Dispatcher:
     def __init__(self, sink_factory: SinkFactory, spill: SpillStore, metrics: Metrics,
                  queue_size: int = 10_000, http_concurrency: int = 8, policy: RetryPolicy | None = None,
-                 breaker: Callable[[], CircuitBreaker] = CircuitBreaker) -> None:
+                 breaker: Callable[[], CircuitBreaker] = CircuitBreaker, max_wait_s: float = 2.0,
+                 backlog: Backlog | None = None) -> None:
         self._policy = policy or RetryPolicy()
+        self._max_wait_s = max_wait_s
+        self.backlog = backlog or Backlog()
         self._breaker = breaker
         self._sink_factory = sink_factory
         self._spill = spill
@@ -49,8 +54,9 @@ class Dispatcher:
                         consumer, self._sink_factory(consumer), self._spill, self._metrics,
                         queue_size=self._queue_size, policy=RetryPolicy.for_consumer(self._policy, consumer.options),
                         breaker=self._breaker(),
-                        concurrency=int(consumer.options.get("concurrency",
-                                                             self._http_concurrency if consumer.kind == "http" else 4)),
+                        concurrency=int(bounded_option(consumer.options, "concurrency", self._http_concurrency
+                                                       if consumer.kind == "http" else 4, 1, MAX_CONCURRENCY)),
+                        max_wait_s=self._max_wait_s, backlog=self.backlog,
                     )
                     try:
                         await lane.start()

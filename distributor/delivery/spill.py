@@ -13,11 +13,21 @@ A row whose consumer was deleted meanwhile is dropped (there is nobody to delive
 that cannot even be stored as a dead letter stays in memory, apart from the batch, and is tried
 again with backoff; its message is not acknowledged meanwhile, so a restart redelivers it.
 Every set-aside row is counted (``on_set_aside``) and logged once.
+
+A (consumer, message) is pending at most once (unique index, migration 0008): after a SIGKILL the
+broker redelivers messages whose spill had committed but whose acknowledgement was lost, and they
+are spilled again. Rows go in with COPY (the fastest way, measured) inside a savepoint; only when
+that COPY meets an existing row is the batch written again with ``INSERT ... ON CONFLICT DO NOTHING``,
+which skips it. ``on_stored`` hears how many rows each consumer really gained, after the commit.
+
+While PostgreSQL is unavailable the store logs once when writes start failing and once when they
+work again (``outage.Outage``), not on every retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -26,6 +36,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from distributor.delivery.outage import Outage
 from distributor.sinks.base import Outgoing
 from registry import storable
 from registry.batches import reason, write_isolating
@@ -72,7 +83,8 @@ def _set_aside(row: SpillRow, why: str) -> SpillRow:
 
 class SpillStore:
     def __init__(self, pool: asyncpg.Pool, max_batch: int = 1000, max_backoff_s: float = 5.0,
-                 on_set_aside: Callable[[str, str, int], None] | None = None) -> None:
+                 on_set_aside: Callable[[str, str, int], None] | None = None,
+                 on_stored: Callable[[dict[str, int]], None] | None = None) -> None:
         self._pool = pool
         self._max_batch = max_batch
         self._max_backoff_s = max_backoff_s
@@ -81,6 +93,9 @@ class SpillStore:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._on_set_aside = on_set_aside or (lambda table, outcome, n: None)
+        self._on_stored = on_stored or (lambda inserted: None)
+        self._outage = Outage(log, "spill writes failing; retrying until PostgreSQL is back",
+                              "spill writes work again")
         self.rows_written = 0
         self.failures = 0
         self.set_aside = 0
@@ -119,11 +134,11 @@ class SpillStore:
                 unstorable = await self._write(batch)
             except Exception as exc:  # never let the spill task die: callers wait on it to ack
                 self.failures += 1
-                log.error("spill write failed; retrying", error=reason(exc), rows=len(batch), backoff_s=backoff,
-                          message_id=batch[0][0].item.message_id)
+                self._outage.failed(reason(exc), rows=len(batch), message_id=batch[0][0].item.message_id)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
                 continue
+            self._outage.ok()
             backoff = 0.05
             del queue[: len(batch)]
             if unstorable:
@@ -141,7 +156,9 @@ class SpillStore:
         """Write the batch, setting refused rows aside as dead letters; returns the rows that could not be
         stored at all (kept for a later try). Raises only when PostgreSQL is unavailable."""
         async with self._pool.acquire() as conn:
-            refused = await write_isolating(conn, batch, _copy)
+            inserted: Counter[str] = Counter()
+            refused = await write_isolating(conn, batch, lambda c, rows: _store(c, rows, inserted))
+            self._on_stored(dict(inserted))          # committed: before any caller's future resolves
             as_dead: list[tuple[Queued, Queued]] = []          # (the caller's row, its dead-letter form)
             for queued, exc in refused:
                 row = queued[0]
@@ -151,7 +168,7 @@ class SpillStore:
                     self._count("pending_deliveries" if row.dead_reason is None else "dead_letters", "dropped")
                 else:
                     as_dead.append((queued, (_set_aside(row, reason(exc)), queued[1])))
-            retried = await write_isolating(conn, [d for _, d in as_dead], _copy)
+            retried = await write_isolating(conn, [d for _, d in as_dead], lambda c, rows: _store(c, rows, Counter()))
         still = {id(q[0]): exc for q, exc in retried}
         kept: list[Queued] = []
         for original, dead in as_dead:
@@ -186,7 +203,31 @@ class SpillStore:
             await asyncio.gather(self._task, return_exceptions=True)
 
 
-async def _copy(conn: asyncpg.Connection, rows: Sequence[Queued]) -> None:
+INSERT_SKIPPING = f"""
+WITH ins AS (
+    INSERT INTO pending_deliveries ({", ".join(PENDING_COLUMNS)})
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[], $5::int[], $6::text[], $7::int[],
+                         $8::timestamptz[], $9::jsonb[])
+    ON CONFLICT (consumer_id, message_id) DO NOTHING
+    RETURNING consumer_id)
+SELECT consumer_id::text AS consumer_id, count(*) AS n FROM ins GROUP BY consumer_id
+"""
+
+
+async def _insert_pending(conn: asyncpg.Connection, records: list[tuple[Any, ...]]) -> Counter[str]:
+    """Insert pending rows, skipping any (consumer, message) already pending; returns rows inserted per consumer."""
+    try:
+        async with conn.transaction():       # a savepoint: a conflict undoes only this COPY
+            await conn.copy_records_to_table("pending_deliveries", records=records, columns=PENDING_COLUMNS)
+        return Counter(str(r[0]) for r in records)
+    except asyncpg.UniqueViolationError:
+        pass
+    rows = await conn.fetch(INSERT_SKIPPING, *(list(column) for column in zip(*records, strict=True)))
+    return Counter({r["consumer_id"]: r["n"] for r in rows})
+
+
+async def _store(conn: asyncpg.Connection, rows: Sequence[Queued], inserted: Counter[str]) -> None:
+    """Write one part of a batch; ``inserted`` gains its pending rows only once every statement succeeded."""
     now = datetime.now(UTC)
     pending, dead = [], []
     for r, _ in rows:
@@ -197,7 +238,7 @@ async def _copy(conn: asyncpg.Connection, rows: Sequence[Queued]) -> None:
         else:
             dead.append((r.consumer_id, r.item.message_id, r.item.body, r.item.topic_vars, r.attempts, history,
                          r.error, r.status, r.response, r.dead_reason, now))
-    if pending:
-        await conn.copy_records_to_table("pending_deliveries", records=pending, columns=PENDING_COLUMNS)
+    added = await _insert_pending(conn, pending) if pending else Counter()
     if dead:
         await conn.copy_records_to_table("dead_letters", records=dead, columns=DEAD_COLUMNS)
+    inserted.update(added)

@@ -9,7 +9,11 @@ and is fresh::
 A receiver recomputes the HMAC over the exact bytes it received (before any JSON parsing),
 compares in constant time (``verify`` does both), and rejects timestamps more than a few
 minutes old so a captured request cannot be replayed later. ``X-Iotd-Message-Id`` lists the
-message ids in the body (comma-separated): delivery is at least once, receivers de-duplicate.
+message ids in the body (comma-separated) when the list fits in ``MESSAGE_ID_HEADER_MAX`` characters
+(about 100 ids): most servers refuse a header line over 8 KB with a 400 (aiohttp, nginx, Apache), which
+would make every large batch a permanent refusal. A larger batch carries its ids only in the body.
+``X-Iotd-Message-Count`` always says how many messages the request holds. Delivery is at least
+once: receivers de-duplicate by id.
 
 Failures map to ``DeliveryError`` with a reason class, never a host, port or OS error text (the
 delivery log is the tenant's; a text like "connection refused: 10.0.0.5:22" would make it a port
@@ -48,6 +52,7 @@ USER_AGENT = "iotd/0.1"
 CONNECTIONS_PER_SINK = 64
 _RESPONSE_KEEP = storable.RESPONSE_TEXT   # bytes of an error answer read and kept for the dead letter
 _SUCCESS_DRAIN = 64 * 1024       # read (and drop) this much of a 2xx body so the connection is reused
+MESSAGE_ID_HEADER_MAX = 4000     # characters: half the 8 KB header-line limit common servers enforce
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -136,7 +141,10 @@ class HttpSink:
         else:
             body = join_batch(self._consumer.format, [o.body for o in batch])
         headers = dict(self._headers)
-        headers["X-Iotd-Message-Id"] = ",".join(o.message_id for o in batch)
+        ids = ",".join(o.message_id for o in batch)
+        if len(ids) <= MESSAGE_ID_HEADER_MAX:
+            headers["X-Iotd-Message-Id"] = ids
+        headers["X-Iotd-Message-Count"] = str(len(batch))
         if self._consumer.secret:
             ts = int(time.time())
             headers["X-Iotd-Timestamp"] = str(ts)

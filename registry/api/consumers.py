@@ -15,7 +15,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from registry.api.auth import IfMatch, Who
 from registry.api.common import Page, Paging, Stamped, Table, Where, audit_create, audited, changes_of, with_etag
@@ -40,6 +40,17 @@ _SUB_ORG = "(SELECT c.organization_id FROM consumers c WHERE c.id = t.consumer_i
 SUBSCRIPTIONS = Table("subscription", "subscriptions", _SUB_ORG,
                       "t.id, t.consumer_id, t.application_id, t.device_ids, t.decoder, t.tags, t.created_at,"
                       " t.created_at AS updated_at, t.version")
+DELIVERY_ORDERS = ("fresh-first", "strict")     # what distributor.delivery.policy.ORDERS understands
+OPTIONS_HELP = ('concurrency, max_attempts, max_age_s, retry_base_s, ...; order: "fresh-first" (default: live'
+                ' messages go out while a backlog drains) or "strict" (arrival order: new messages wait behind a'
+                ' backlog)')
+
+
+def check_order(options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``options.order`` must be one the delivery lanes know (anything else would silently mean fresh-first)."""
+    if options is not None and "order" in options and options["order"] not in DELIVERY_ORDERS:
+        raise ValueError('order must be "fresh-first" or "strict"')
+    return options
 
 
 class ConsumerSettings(BaseModel):
@@ -50,8 +61,12 @@ class ConsumerSettings(BaseModel):
     batch_wait_ms: int = Field(0, ge=0, le=60_000)
     timeout_s: float = Field(10.0, gt=0, le=300)
     enabled: bool = True
-    options: dict[str, Any] = Field(default_factory=dict,
-                                    description="concurrency, max_attempts, max_age_s, retry_base_s, ...")
+    options: dict[str, Any] = Field(default_factory=dict, description=OPTIONS_HELP)
+
+    @field_validator("options")
+    @classmethod
+    def _known_order(cls, value: dict[str, Any]) -> dict[str, Any] | None:
+        return check_order(value)
 
 
 class ConsumerIn(ConsumerSettings):
@@ -75,9 +90,14 @@ class ConsumerPatch(BaseModel):
     batch_wait_ms: int | None = Field(None, ge=0, le=60_000)
     timeout_s: float | None = Field(None, gt=0, le=300)
     enabled: bool | None = None
-    options: dict[str, Any] | None = None
+    options: dict[str, Any] | None = Field(None, description=OPTIONS_HELP)
     secret: str | None = Field(None, min_length=8, max_length=500)
     headers: Headers | None = None
+
+    @field_validator("options")
+    @classmethod
+    def _known_order(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return check_order(value)
 
 
 class Consumer(Stamped):

@@ -136,3 +136,15 @@ def test_the_client_kills_a_worker_that_misses_its_deadline() -> None:
         assert client.pid != pid
     finally:
         client.close()
+
+
+def test_a_malformed_frame_ends_the_worker_with_one_json_log_line() -> None:
+    # the worker shares the service's stderr: its lines must parse like the service's own
+    import json
+
+    done = subprocess.run([sys.executable, "-m", "decoders.js.worker"], input=b"\xff\xff\xff\xffgarbage",
+                          capture_output=True, timeout=30, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 2
+    (line,) = done.stderr.decode().splitlines()
+    event = json.loads(line)
+    assert event["level"] == "error" and event["logger"] == "iotd.js.worker" and "larger than" in event["error"]

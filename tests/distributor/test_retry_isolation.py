@@ -21,7 +21,7 @@ def pool(migrated_pool: asyncpg.Pool) -> asyncpg.Pool:
 
 def lane(name: str) -> Any:
     return SimpleNamespace(consumer=SimpleNamespace(id=name), depth=0,
-                           breaker=SimpleNamespace(may_probe=lambda now: True))
+                           breaker=SimpleNamespace(may_probe=lambda now, backlog=False: True, state="closed"))
 
 
 async def test_one_consumers_refused_data_does_not_stop_the_others(pool: asyncpg.Pool) -> None:
@@ -35,7 +35,12 @@ async def test_one_consumers_refused_data_does_not_stop_the_others(pool: asyncpg
             raise asyncpg.CharacterNotInRepertoireError("invalid byte sequence for encoding \"UTF8\": 0x00")
         return 0
 
+    async def table_unchanged() -> None:    # both consumers keep a backlog: passes keep being scheduled
+        return None
+
     worker.retry = retry  # type: ignore[method-assign]
+    worker.update_backlog = table_unchanged  # type: ignore[method-assign]
+    worker.backlog.stored({"poisoned": 1, "healthy": 1})
     await worker.start()
     try:
         async with asyncio.timeout(5):

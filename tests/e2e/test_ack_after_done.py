@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import aiomqtt
-import pytest
 
 from distributor.demo_feed import to_json, uplink_event
 from distributor.service import Service
@@ -26,14 +25,6 @@ from tests.support.scenario import LOOPBACK
 KEY = "ack-test-secret-key-0123456789"
 EUI = "a81758fffe0312ab"
 FRAME = bytes.fromhex("0101170231")
-
-
-@pytest.fixture
-async def own_broker() -> AsyncIterator[MosquittoBroker]:
-    b = MosquittoBroker()
-    b.start()
-    yield b
-    b.close()
 
 
 async def start_service(broker: MosquittoBroker, hook_url: str) -> tuple[Service, str]:

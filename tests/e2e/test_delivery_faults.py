@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,24 +21,9 @@ from distributor.service import Service
 from registry.db import create_pool
 from registry.dead_letters import DeadLetterFilter, get_dead_letter, list_dead_letters, replay
 from tests.support.broker import MosquittoBroker
-from tests.support.database import ADMIN_URL, create_database, drop_database
+from tests.support.database import ADMIN_URL
 from tests.support.receivers import webhook
 from tests.support.scenario import FAST_RETRIES, ServiceProcess, provision, publish_all, settings, uplinks
-
-
-@pytest.fixture
-async def own_broker() -> AsyncIterator[MosquittoBroker]:
-    b = MosquittoBroker()
-    b.start()
-    yield b
-    b.close()
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[str]:
-    url = await create_database("iotd_fault")
-    yield url
-    await drop_database(url)
 
 
 def ids_of(bodies: list[dict[str, object]]) -> set[object]:

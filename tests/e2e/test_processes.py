@@ -5,24 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
 from distributor.settings import Settings
 from distributor.supervisor import child_env
 from tests.support.broker import MosquittoBroker
-from tests.support.database import create_database, drop_database
 from tests.support.receivers import webhook
 from tests.support.scenario import FAST_RETRIES, ServiceProcess, provision, publish_all, settings, uplinks
-
-
-@pytest.fixture
-async def db() -> AsyncIterator[str]:
-    url = await create_database("iotd_procs")
-    yield url
-    await drop_database(url)
 
 
 def test_each_process_gets_its_own_identity_and_port() -> None:
@@ -32,6 +22,13 @@ def test_each_process_gets_its_own_identity_and_port() -> None:
     assert first["IOTD_MQTT_SHARE_GROUP"] == second["IOTD_MQTT_SHARE_GROUP"] == "iotd"
     assert "IOTD_RUN_API" not in first and second["IOTD_RUN_API"] == "false" and second["IOTD_HTTP_PORT"] == "8081"
     assert child_env({}, Settings(mqtt_share_group="city", http_port=0), 3)["IOTD_HTTP_PORT"] == "0"
+
+
+def test_one_machines_processes_keep_a_week_long_session_unless_told_otherwise() -> None:
+    # restarted within a second by the supervisor: a share member's hour would only lose what the broker kept
+    assert child_env({}, Settings(), 1)["IOTD_MQTT_SESSION_EXPIRY_S"] == str(7 * 24 * 3600)
+    assert "IOTD_MQTT_SESSION_EXPIRY_S" not in child_env({}, Settings(mqtt_share_group="city"), 1)
+    assert "IOTD_MQTT_SESSION_EXPIRY_S" not in child_env({}, Settings(mqtt_session_expiry_s=600), 1)
 
 
 async def metric(port: int, name: str) -> float:

@@ -35,9 +35,11 @@ class Received:
 
 @contextlib.asynccontextmanager
 async def webhook(status: Callable[[], int] = lambda: 204, gate: asyncio.Event | None = None,
-                  delay_s: float = 0.0, refusal: bytes = b"consumer says no") -> AsyncIterator[tuple[str, Received]]:
+                  delay_s: float | Callable[[], float] = 0.0,
+                  refusal: bytes = b"consumer says no") -> AsyncIterator[tuple[str, Received]]:
     """An HTTP consumer on a free port; ``status`` decides each response code, ``gate`` holds answers,
-    ``refusal`` is the body of a non-2xx answer."""
+    ``delay_s`` is the answer time (a function: the test changes it while it runs), ``refusal`` is the
+    body of a non-2xx answer. Each accepted request's arrival time is in its headers as ``X-Arrived``."""
     got = Received()
 
     async def handle(request: web.Request) -> web.Response:
@@ -46,8 +48,9 @@ async def webhook(status: Callable[[], int] = lambda: 204, gate: asyncio.Event |
         arrived = time.time()
         if gate is not None:
             await gate.wait()
-        if delay_s:
-            await asyncio.sleep(delay_s)
+        wait = delay_s() if callable(delay_s) else delay_s
+        if wait:
+            await asyncio.sleep(wait)
         code = status()
         if 200 <= code < 300:
             got.raw.append(body)

@@ -18,6 +18,8 @@ import aiomqtt
 from distributor.demo_feed import to_json, uplink_event
 from distributor.envelope import message_id
 from distributor.settings import Settings
+from distributor.sources.chirpstack import message_key
+from distributor.sources.chirpstack_parse import parse
 from registry import store
 from registry.db import create_pool, migrate
 from registry.installation import open_secret_box
@@ -70,9 +72,14 @@ def uplinks(n: int, first_f_cnt: int = 1) -> list[tuple[str, bytes]]:
     """n ChirpStack JSON uplinks for the scenario device, with the message id each must become."""
     out = []
     for i in range(n):
-        ev = uplink_event(dev_eui=EUI, data=FRAME, f_cnt=first_f_cnt + i)
-        out.append((message_id(f"chirpstack:{ev.deduplication_id}"), to_json(ev)))
+        body = to_json(uplink_event(dev_eui=EUI, data=FRAME, f_cnt=first_f_cnt + i))
+        out.append((uplink_id(body), body))
     return out
+
+
+def uplink_id(body: bytes) -> str:
+    """The message id iotd gives a ChirpStack JSON uplink (derived from its frame and time)."""
+    return message_id(message_key(parse("up", body)))
 
 
 async def publish_all(port: int, bodies: list[bytes], per_second: float | None = None, window: int = 1) -> None:
