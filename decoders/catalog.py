@@ -60,6 +60,20 @@ class Decoder:
         except Exception as exc:
             return [], f"normalize raised {type(exc).__name__}: {exc}"
 
+    def measure(self, result: DecodeResult) -> list[Measurement]:
+        """The measurements of whatever was decoded, a frame that failed part-way included.
+
+        Decoders walk a frame field by field and stop at the first field they cannot read (an unknown
+        type of unknown length, a cut-off value): what they read before it is real data and is
+        delivered, with the result's errors saying where the walk stopped (``decoder.status`` stays
+        "error"). A normalize failure is added to the result's errors."""
+        if not result.data:
+            return []
+        measurements, error = self.normalize(result.data)
+        if error is not None:
+            result.errors.append(error)
+        return measurements
+
 
 def decoder_from_module(module: ModuleType) -> Decoder:
     """Build a Decoder from a module that follows the contract; ValueError says what is missing."""

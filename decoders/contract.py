@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from decoders.vocabulary import QUANTITIES, quantity
+from decoders.vocabulary import QUANTITIES, Quantity, quantity, typed
 
 Value = float | int | bool | str
 
@@ -93,30 +93,35 @@ def preset_measurements(data: Mapping[str, Any]) -> list[Measurement]:
     for key, value in data.items():
         q = QUANTITIES.get(key)
         if q is not None and isinstance(value, NUMBER):
-            out.append(Measurement(key, q.unit, value))
+            out.append(Measurement(key, q.unit, typed(q, value)))
     return out
+
+
+def measurement(name: str, value: float | int | bool) -> Measurement:
+    """One measurement of a vocabulary quantity, its value of the quantity's kind (see ``vocabulary.typed``)."""
+    q = _QUANTITY.get(name) or quantity(name)   # quantity() names an unknown quantity
+    return Measurement(name, q.unit, typed(q, value))
 
 
 def measurements_from(data: Mapping[str, Any], mapping: Mapping[str, tuple[str, float]]) -> list[Measurement]:
     """Map native keys to vocabulary names with a scale factor: ``{"vdd": ("battery_voltage", 0.001)}``.
 
     Walks ``data`` (a frame's few fields), not ``mapping`` (a vendor's many): this is on the hot path.
+    Values take the quantity's kind: a float for a physical value, an int for a count or a state.
     """
     out: list[Measurement] = []
     for key, value in data.items():
         target = mapping.get(key)
-        if target is None:
+        if target is None or not isinstance(value, NUMBER):
             continue
         name, scale = target
-        unit = _UNITS.get(name) or quantity(name).unit   # quantity() names an unknown quantity
-        if isinstance(value, bool):
-            out.append(Measurement(name, unit, int(value)))
-        elif isinstance(value, NUMBER):
-            out.append(Measurement(name, unit, round(value * scale, 6) if scale != 1 else value))
+        q = _QUANTITY.get(name) or quantity(name)   # quantity() names an unknown quantity
+        scaled = round(value * scale, 6) if scale != 1 and not isinstance(value, bool) else value
+        out.append(Measurement(name, q.unit, typed(q, scaled)))
     return out
 
 
-_UNITS = {name: q.unit for name, q in QUANTITIES.items()}
+_QUANTITY: dict[str, Quantity] = dict(QUANTITIES)
 
 
 DecodeFn = Callable[[bytes, "int | None"], DecodeResult]

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from decoders.contract import NUMBER, Measurement
-from decoders.vocabulary import quantity
+from decoders.contract import NUMBER, Measurement, measurement
 
 # TTN path -> (our quantity, scale to our unit)
 PATHS: dict[str, tuple[str, float]] = {
@@ -65,5 +64,5 @@ def measurements_from_normalized(items: Iterable[Mapping[str, Any]]) -> list[Mea
                 value = int(value)
             if not isinstance(value, NUMBER):
                 continue
-            out[name] = Measurement(name, quantity(name).unit, round(value * scale, 6) if scale != 1 else value)
+            out[name] = measurement(name, round(value * scale, 6) if scale != 1 else value)   # the quantity's kind
     return list(out.values())

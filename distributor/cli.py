@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import orjson
 
 from decoders import catalog
+from decoders.payload_text import from_hex
 
 
 def _print_json(obj: object) -> None:
@@ -19,12 +21,15 @@ def _print_json(obj: object) -> None:
 
 
 def _payload_from(args: argparse.Namespace) -> bytes:
+    if args.hex is not None:
+        try:
+            return from_hex(args.hex)
+        except ValueError as exc:
+            raise SystemExit(f"iotd decode: {exc}") from None
     try:
-        if args.hex is not None:
-            return bytes.fromhex(args.hex.replace(" ", ""))
         return base64.b64decode(args.base64, validate=True)
     except (ValueError, binascii.Error) as exc:
-        raise SystemExit(f"iotd decode: the payload is not valid {'hex' if args.hex else 'base64'}: {exc}") from exc
+        raise SystemExit(f"iotd decode: the payload is not valid base64: {exc}") from None
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -35,17 +40,17 @@ def cmd_decode(args: argparse.Namespace) -> int:
         known = ", ".join(sorted(catalog.load_all()))
         raise SystemExit(f"iotd decode: no decoder {args.decoder!r}; known: {known}")
     result = decoder.decode(_payload_from(args), args.fport)
-    measurements, norm_error = decoder.normalize(result.data) if result.ok else ([], None)
+    measurements = decoder.measure(result)
     _print_json(
         {
             "decoder": decoder.id,
             "data": result.data,
             "measurements": [m.as_dict() for m in measurements],
             "warnings": result.warnings,
-            "errors": result.errors + ([norm_error] if norm_error else []),
+            "errors": result.errors,
         }
     )
-    return 0 if result.ok and norm_error is None else 1
+    return 0 if result.ok else 1
 
 
 def _decode_js(args: argparse.Namespace) -> int:
@@ -76,8 +81,11 @@ def cmd_decoders_list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
     else:
-        for r in rows:
-            print(f"{r['id']:<24} {r['vendor']:<12} {r['model']}")
+        from distributor.cli_table import table_lines, terminal_width
+
+        cells = [(str(r["id"]), str(r["vendor"]), str(r["model"])) for r in rows]
+        for line in table_lines(("ID", "VENDOR", "MODEL"), cells, terminal_width()):
+            print(line)
     return 0
 
 
@@ -152,7 +160,13 @@ def _add_service_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:   # Ctrl-C is how a user stops a command, not a crash: no traceback
+        return 130
+    except BrokenPipeError:     # `iotd decoders list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at interpreter exit
+        return 0
     return code
 
 

@@ -1,8 +1,11 @@
 """``iotd decoders import-ttn PATH`` and ``import-chirpstack PATH``: register a public codec collection.
 
-Every codec is compiled and its examples run (a progress bar shows the work); the report lists
-pass or fail per codec. Codecs whose examples all pass are stored as JavaScript decoders
-(``--include-failing`` stores the rest too), directly in the database (``IOTD_DATABASE_URL``),
+Every codec is compiled and its examples run (a progress bar shows the work); the report says per
+codec PASS, FAIL or UNTESTED (it compiles but has no example, so nothing about its output is known).
+Numbers compare within a tolerance and a ``normalizedOutput`` that differs is a warning, counted apart
+(``decoders.js.examples``). Codecs whose examples all pass, and untested ones, are stored as
+JavaScript decoders (``--include-failing`` stores failing ones too; ``--strict`` refuses untested ones
+and exits 1 when any codec failed or is untested), directly in the database (``IOTD_DATABASE_URL``),
 with the audit log naming the command line. Re-running updates changed codecs only.
 """
 
@@ -46,17 +49,22 @@ def cmd_import(args: argparse.Namespace) -> int:
     reports: list[tuple[CodecSpec, CodecReport]] = []
     for spec in tqdm(specs, desc="running codec examples", unit="codec", disable=not sys.stderr.isatty()):
         reports.append((spec, run_codec_examples(spec)))
-    for spec, report in reports:
-        mark = "PASS" if report.ok else "FAIL"
-        print(f"{mark} {spec.key} ({report.passed} passed, {report.failed} failed)")
+    for _, report in reports:
+        print(report_line(report))
         for message in report.messages[:3]:
             print(f"     {message}")
-    chosen = [(s, r) for s, r in reports if s.problem is None and (r.ok or args.include_failing)]
-    passing = sum(1 for _, r in reports if r.ok)
-    print(f"{len(reports)} codecs: {passing} pass their examples, {len(reports) - passing} do not")
+        for warning in report.warnings[:3]:
+            print(f"     warning: {warning}")
+    chosen = [(s, r) for s, r in reports if s.problem is None and (r.ok or args.include_failing)
+              and (r.tested or not args.strict)]
+    print(summary_line([r for _, r in reports]))
+    untested = sum(1 for _, r in reports if r.status == "UNTESTED")
+    if args.strict and untested:
+        print(f"--strict: {untested} untested codecs are not registered")
+    refused = 1 if args.strict and any(r.status != "PASS" for _, r in reports) else 0
     if args.dry_run:
         print(f"dry run: would register {len(chosen)} decoders")
-        return 0
+        return refused
     from distributor.settings import Settings
 
     url = Settings().database_url
@@ -64,7 +72,28 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise SystemExit(f"iotd decoders {args.command_name}: IOTD_DATABASE_URL is not set (or use --dry-run)")
     created, updated = asyncio.run(_store(url, chosen, args.prefix, args.organization))
     print(f"registered: {created} new, {updated} updated, {len(chosen) - created - updated} unchanged")
-    return 1 if args.strict and passing < len(reports) else 0
+    return refused
+
+
+def report_line(report: CodecReport) -> str:
+    """One codec's line: ``PASS key (2 passed, 0 failed)``, ``UNTESTED key (no examples)``, ..."""
+    if report.status == "UNTESTED":
+        return f"UNTESTED {report.key} (no examples: it compiles, its output is unchecked)"
+    line = f"{report.status} {report.key} ({report.passed} passed, {report.failed} failed"
+    if report.normalized_mismatches:
+        line += f"; {report.normalized_mismatches} normalizedOutput mismatches"
+    return line + ")"
+
+
+def summary_line(reports: list[CodecReport]) -> str:
+    """The counts under the report: passing, failing, untested, and normalizedOutput warnings."""
+    counts = {status: sum(1 for r in reports if r.status == status) for status in ("PASS", "FAIL", "UNTESTED")}
+    line = (f"{len(reports)} codecs: {counts['PASS']} pass their examples, {counts['FAIL']} do not, "
+            f"{counts['UNTESTED']} have none (untested)")
+    warned = sum(1 for r in reports if r.normalized_mismatches)
+    if warned:
+        line += f"; {warned} with normalizedOutput mismatches (warnings)"
+    return line
 
 
 async def _store(url: str, chosen: list[tuple[CodecSpec, CodecReport]], prefix: str,
@@ -115,5 +144,7 @@ def register(dsub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.add_argument("--prefix", default=prefix, help=f"decoder id prefix (default {prefix!r})")
         p.add_argument("--include-failing", action="store_true", help="register codecs whose examples fail too")
         p.add_argument("--dry-run", action="store_true", help="run the examples and report; store nothing")
-        p.add_argument("--strict", action="store_true", help="exit 1 when any codec fails its examples")
+        p.add_argument("--strict", action="store_true",
+                       help="register no untested codec (one without examples); exit 1 when any codec fails its "
+                            "examples or is untested")
         p.set_defaults(func=cmd_import, kind=kind, command_name=name)

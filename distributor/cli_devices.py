@@ -16,7 +16,7 @@ import io
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 
@@ -88,8 +88,7 @@ def _import(args: argparse.Namespace) -> int:
     counts = {"created": 0, "updated": 0, "unchanged": 0, "errors": 0}
     errors: list[tuple[int, str]] = []
     keys: list[tuple[int, str, str]] = []
-    with _client(args) as client, tqdm(total=total, unit="row", desc="import", disable=None,
-                                       file=sys.stderr) as bar:
+    with _client(args) as client, tqdm(total=total, unit="row", desc="import", **progress_options(sys.stderr)) as bar:
         for chunk in chunks:
             try:
                 result = _send(client, "POST", "devices/import", params=params, content=chunk.text.encode(),
@@ -106,6 +105,30 @@ def _import(args: argparse.Namespace) -> int:
     if keys:
         _save_keys(args, keys)
     return ROWS_FAILED if counts["errors"] else OK
+
+
+def progress_options(stream: TextIO) -> dict[str, Any]:
+    """tqdm options for a bar on ``stream``: shown only on a terminal, and never zero columns wide.
+
+    A terminal that reports a size of 0x0 (``docker exec -t``, ``script``, some serial and CI
+    terminals) made tqdm print nothing at all (zero rows leave no line for the bar), so the import
+    looked stuck: the size is then ``COLUMNS``/``LINES`` or 80x24. Into a pipe or a file there is no
+    bar (the summary on stdout stays clean).
+    """
+    if not stream.isatty():
+        return {"disable": True}
+    try:
+        columns, lines = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError):
+        columns = lines = 0
+    return {"disable": False, "file": stream, "dynamic_ncols": False,
+            "ncols": columns if columns > 0 else _env_size("COLUMNS", 80),
+            "nrows": lines if lines > 0 else _env_size("LINES", 24)}
+
+
+def _env_size(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() and 0 < int(value) < 10_000 else default
 
 
 def _collect(chunk: Chunk, result: dict[str, Any], counts: dict[str, int], errors: list[tuple[int, str]],

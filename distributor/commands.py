@@ -1,17 +1,42 @@
-"""Service commands of the CLI (serve, demo); kept apart so `iotd decode` starts fast."""
+"""Service commands of the CLI (serve, demo); kept apart so `iotd decode` starts fast.
+
+A problem the operator can fix (settings, database, port) ends a command with one line on stderr saying
+what is wrong and what to do, and exit status 1 (``distributor.startup``); tracebacks are for bugs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from distributor.settings import Settings
+
+
+def load_settings(command: str) -> Settings:
+    """``Settings()`` from ``IOTD_*``, or the end of ``command`` with one line per wrong variable."""
+    from pydantic import ValidationError
+
+    from distributor.settings import Settings
+    from distributor.startup import settings_problem
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SystemExit(f"iotd {command}: {settings_problem(exc)}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from distributor.logging import configure
     from distributor.service import Service
-    from distributor.settings import Settings
+    from distributor.startup import StartupError
 
-    settings = Settings()
+    settings = load_settings("serve")
     if args.api_only:
         settings.run_distributor = False
     if args.distributor_only:
@@ -25,63 +50,82 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return supervise(settings, args.processes, ["--distributor-only"] if args.distributor_only else [])
     try:
         service = Service(settings)
-    except ValueError as exc:
-        raise SystemExit(f"iotd serve: {exc}") from exc
-    asyncio.run(service.run())
+        asyncio.run(service.run())
+    except (ValueError, StartupError) as exc:
+        raise SystemExit(f"iotd serve: {exc}") from None
     return 0
 
 
-def cmd_create_key(args: argparse.Namespace) -> int:
-    from distributor.settings import Settings
+async def _admin_pool(url: str) -> asyncpg.Pool:
+    """A pool for an admin command; a database that cannot be reached is ``StartupError``'s one line."""
+    from distributor.startup import DATABASE_ERRORS, StartupError, database_problem
+    from registry.db import create_pool
 
-    settings = Settings()
+    try:
+        return await create_pool(url)
+    except DATABASE_ERRORS as exc:
+        raise StartupError(database_problem(exc, url)) from None
+
+
+def _run_admin(command: str, work: Coroutine[Any, Any, str]) -> str:
+    from distributor.startup import StartupError
+
+    try:
+        return asyncio.run(work)
+    except (ValueError, OSError, StartupError) as exc:
+        raise SystemExit(f"iotd admin {command}: {exc}") from None
+
+
+def cmd_create_key(args: argparse.Namespace) -> int:
+    settings = load_settings("admin create-key")
     if not settings.database_url:
         raise SystemExit("iotd admin create-key: IOTD_DATABASE_URL is not set")
-    try:
-        key = asyncio.run(_create_key(settings.database_url, args.name, args.organization, args.role))
-    except (ValueError, OSError) as exc:
-        raise SystemExit(f"iotd admin create-key: {exc}") from exc
-    print(key)
+    organization = args.organization
+    if organization is not None:
+        import uuid
+
+        try:
+            organization = str(uuid.UUID(organization))
+        except ValueError:
+            raise SystemExit(f"iotd admin create-key: {organization!r} is not an organization id (a UUID such as"
+                             " 0b6f3c52-5d0e-4c1e-9a57-2f1d7f5e8a10; GET /api/v1/organizations lists them)") from None
+    print(_run_admin("create-key", _create_key(settings.database_url, args.name, organization, args.role)))
     return 0
 
 
 async def _create_key(url: str, name: str, organization: str | None, role: str) -> str:
     from registry.api.errors import ApiError
     from registry.api.keys import create_first_key
-    from registry.db import create_pool, migrate
+    from registry.db import migrate
 
-    pool = await create_pool(url)
+    pool = await _admin_pool(url)
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
             async with conn.transaction():
                 return await create_first_key(conn, name, organization, role)
-    except ApiError as exc:
-        raise ValueError(exc.message) from None
+    except ApiError as exc:   # the organization does not exist
+        where = f" (id {organization}; GET /api/v1/organizations lists them)" if organization else ""
+        raise ValueError(exc.message + where) from None
     finally:
         await pool.close()
 
 
 def cmd_create_integration_token(args: argparse.Namespace) -> int:
     """Print a new token for ChirpStack's HTTP integration (shown once; stored as its SHA-256)."""
-    from distributor.settings import Settings
-
-    settings = Settings()
+    settings = load_settings("admin create-integration-token")
     if not settings.database_url:
         raise SystemExit("iotd admin create-integration-token: IOTD_DATABASE_URL is not set")
-    try:
-        token = asyncio.run(_create_integration_token(settings.database_url, args.name, args.chirpstack_tenant))
-    except (ValueError, OSError) as exc:
-        raise SystemExit(f"iotd admin create-integration-token: {exc}") from exc
-    print(token)
+    print(_run_admin("create-integration-token",
+                     _create_integration_token(settings.database_url, args.name, args.chirpstack_tenant)))
     return 0
 
 
 async def _create_integration_token(url: str, name: str, tenant: str | None) -> str:
     from registry.api.integrations import create_token_from_cli
-    from registry.db import create_pool, migrate
+    from registry.db import migrate
 
-    pool = await create_pool(url)
+    pool = await _admin_pool(url)
     try:
         async with pool.acquire() as conn:
             await migrate(conn)
@@ -91,14 +135,26 @@ async def _create_integration_token(url: str, name: str, tenant: str | None) -> 
         await pool.close()
 
 
+def check_url(given: str | None, environ: dict[str, str] | os._Environ[str]) -> str:
+    """``--url``, else the local service on ``IOTD_HTTP_PORT`` (8080 when unset): the port it serves on."""
+    if given:
+        return given
+    port = environ.get("IOTD_HTTP_PORT", "").strip() or "8080"
+    if not port.isdigit() or not 0 < int(port) <= 65535:
+        raise SystemExit(f"iotd check: IOTD_HTTP_PORT is not a port number (got {port[:20]!r}); or give --url")
+    return f"http://127.0.0.1:{int(port)}"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0 when the service at ``--url`` is ready (database and broker reachable), else 1."""
     import httpx
 
+    url = check_url(args.url, os.environ)
     try:
-        r = httpx.get(f"{args.url.rstrip('/')}/readyz", timeout=args.timeout)
+        r = httpx.get(f"{url.rstrip('/')}/readyz", timeout=args.timeout)
     except httpx.HTTPError as exc:
-        print(f"iotd check: {args.url} does not answer: {exc}")
+        print(f"iotd check: {url} does not answer ({exc}): is the service running, on this port? (--url or"
+              " IOTD_HTTP_PORT)")
         return 1
     body = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
     for name, check in (body.get("checks") or {}).items():
@@ -107,15 +163,24 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The demo; Ctrl-C at any moment (even while the embedded database starts) ends it without a traceback."""
     from distributor.demo import run_demo
     from distributor.logging import configure
-    from distributor.settings import Settings
+    from distributor.startup import StartupError
 
-    settings = Settings()
+    settings = load_settings("demo")
     if args.port is not None:
         settings.http_port = args.port
+    # loopback unless asked (--host or IOTD_HTTP_HOST): the demo prints an admin key
+    settings.http_host = args.host or os.environ.get("IOTD_HTTP_HOST") or "127.0.0.1"
     configure("warning", "console")
-    return asyncio.run(run_demo(settings, args.duration, args.interval))
+    try:
+        return asyncio.run(run_demo(settings, args.duration, args.interval))
+    except KeyboardInterrupt:   # Ctrl-C before the demo's own handler was installed
+        print("\ndemo stopped", flush=True)
+        return 130
+    except StartupError as exc:
+        raise SystemExit(f"iotd demo: {exc}") from None
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -130,7 +195,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("check", help="exit 0 when a running service is ready (for container and systemd checks)")
-    p.add_argument("--url", default="http://127.0.0.1:8080", help="the service (default http://127.0.0.1:8080)")
+    p.add_argument("--url", default=None,
+                   help="the service (default http://127.0.0.1:$IOTD_HTTP_PORT, or port 8080 when that is unset)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for an answer")
     p.set_defaults(func=cmd_check)
 
@@ -156,5 +222,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        "unless IOTD_DATABASE_URL / IOTD_MQTT_URL are set")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run)")
     p.add_argument("--interval", type=float, default=2.0, help="seconds between rounds of uplinks")
-    p.add_argument("--port", type=int, default=None, help="HTTP port (default IOTD_HTTP_PORT or 8080)")
+    p.add_argument("--port", type=int, default=None,
+                   help="HTTP port (default IOTD_HTTP_PORT or 8080; a free one when that is busy)")
+    p.add_argument("--host", default=None,
+                   help="address to listen on (default IOTD_HTTP_HOST, else 127.0.0.1: this machine only; 0.0.0.0 for"
+                        " every interface)")
     p.set_defaults(func=cmd_demo)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import secrets
 import sys
 import time
@@ -22,6 +23,7 @@ import orjson
 from aiohttp import web
 
 from distributor.demo_feed import (
+    DEMO_TENANT_ID,
     cayenne_frame,
     elsys_frame,
     milesight_am307_frame,
@@ -33,6 +35,7 @@ from distributor.embedded import embedded_mosquitto, embedded_postgres, free_por
 from distributor.service import Service
 from distributor.settings import Settings
 from distributor.sources.chirpstack_mqtt import broker_address
+from distributor.startup import probe_port
 from registry import store
 from registry.api.keys import create_first_key
 from registry.db import create_pool, migrate
@@ -56,6 +59,8 @@ DEVICES = (
     DemoDevice("gym", "24e124707c481005", "milesight-am307", milesight_am307_frame, 85, "gym"),
 )
 UNKNOWN_DEV_EUI = "70b3d57ed0001234"
+BROKEN_F_CNT = 10_000    # frame counters from here on mark the deliberately broken frames
+ON_PURPOSE = "sent on purpose"   # labels the demo's bad input, so its warnings are not taken for real trouble
 LOOPBACK = "127.0.0.0/8,::1/128"
 
 
@@ -109,6 +114,10 @@ async def register(database_url: str, key_material: str, webhook_url: str, broke
                 url=f"mqtt://{host}:{port}/city/demo/{{device_name}}")
             await store.create_subscription(conn, consumer_id=hook, application_id=app)
             await store.create_subscription(conn, consumer_id=topic, application_id=app)
+            # The demo's ChirpStack tenant belongs to Demo City (registry.tenancy), so the demo key sees the
+            # unknown device the feed sends under it (GET /api/v1/unknown-devices) and may register it.
+            await conn.execute("INSERT INTO chirpstack_mappings (organization_id, tenant_id) VALUES ($1, $2)"
+                               " ON CONFLICT DO NOTHING", org, DEMO_TENANT_ID)
             key = await create_first_key(conn, "demo", organization_id=org)
         return org, key
     finally:
@@ -118,7 +127,9 @@ async def register(database_url: str, key_material: str, webhook_url: str, broke
 def _summary(message: dict[str, Any]) -> str:
     values = ", ".join(f"{m['name']}={m['value']} {m['unit']}" for m in message.get("measurements", []))
     status = message.get("decoder", {}).get("status")
-    return f"{message['device']['name']:<16} {values or '(raw only)'}  [decoder {status}]"
+    deliberate = (message.get("network", {}).get("f_cnt") or 0) >= BROKEN_F_CNT
+    label = f"  <- the broken frame {ON_PURPOSE}, delivered raw" if deliberate else ""
+    return f"{message['device']['name']:<16} {values or '(raw only)'}  [decoder {status}]{label}"
 
 
 async def _webhook_receiver(port: int, seen: list[int]) -> web.AppRunner:
@@ -160,17 +171,31 @@ async def _feed(broker_url: str, interval_s: float) -> None:
                                   device_name=d.name)
                 await client.publish(f"application/demo/device/{d.dev_eui}/event/up", to_json(ev), qos=1)
             if f_cnt % 5 == 1:  # now and then: a status report, a stranger, a broken frame, a bad event
+                print(f"  demo     -> bad input {ON_PURPOSE}, to show how iotd handles it: an unknown device"
+                      f" {UNKNOWN_DEV_EUI} (see /api/v1/unknown-devices), a frame its decoder rejects and an event"
+                      " that is not JSON; the warnings about them below are expected", flush=True)
                 await client.publish(f"application/demo/device/{DEVICES[0].dev_eui}/event/status",
                                      to_json(status_event(DEVICES[0].dev_eui)), qos=1)
                 stranger = uplink_event(dev_eui=UNKNOWN_DEV_EUI, data=b"\x01\x02", f_cnt=f_cnt)
                 await client.publish(f"application/demo/device/{UNKNOWN_DEV_EUI}/event/up", to_json(stranger),
                                      qos=1)
-                broken = uplink_event(dev_eui=DEVICES[0].dev_eui, data=b"\x99\x00", f_cnt=10_000 + f_cnt)
+                broken = uplink_event(dev_eui=DEVICES[0].dev_eui, data=b"\x99\x00", f_cnt=BROKEN_F_CNT + f_cnt)
                 await client.publish(f"application/demo/device/{DEVICES[0].dev_eui}/event/up", to_json(broken),
                                      qos=1)
                 await client.publish(f"application/demo/device/{DEVICES[0].dev_eui}/event/up", b"{not json",
                                      qos=1)
             await asyncio.sleep(interval_s)
+
+
+def _shown_host(host: str) -> str:
+    """The address to print in URLs: a wildcard listens on loopback too."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else (f"[{host}]" if ":" in host else host)
+
+
+def _reach(host: str) -> str:
+    if host.startswith("127.") or host in ("::1", "localhost"):
+        return "this machine only"
+    return "reachable from the network, with the admin key below"
 
 
 async def run_demo(settings: Settings, duration_s: float | None, interval_s: float) -> int:
@@ -186,19 +211,20 @@ async def run_demo(settings: Settings, duration_s: float | None, interval_s: flo
         settings.consumer_allowed_networks = demo_networks(settings, broker_url)
         _, api_key = await register(db_url, settings.secret_key, f"http://127.0.0.1:{webhook_port}/hook", broker_url)
         receiver = await _webhook_receiver(webhook_port, seen)
-        service = Service(settings)
+        wanted = settings.http_port
         try:
-            await service.start()
-        except OSError as exc:
-            if settings.http_port == 0:
-                raise
-            print(f"port {settings.http_port} is busy ({exc.strerror}); using a free one", flush=True)
-            settings.http_port = 0
-            service = Service(settings)
-            await service.start()
-        base = f"http://127.0.0.1:{service.http_port}"
+            await asyncio.to_thread(probe_port, settings.http_host, wanted)
+        except OSError as exc:   # a name that does not resolve fails below, in the service's own words
+            if getattr(exc, "errno", None) == errno.EADDRINUSE:
+                print(f"port {wanted} is busy; using a free one", flush=True)
+                settings.http_port = 0
+        service = Service(settings)
+        await service.start()
+        base = f"http://{_shown_host(settings.http_host)}:{service.http_port}"
         print(f"\niotd demo is running.\n  API docs : {base}/docs\n  metrics  : {base}/metrics\n"
               f"  ready    : {base}/readyz\n"
+              f"  listening: {settings.http_host}:{service.http_port} ({_reach(settings.http_host)}; another port:"
+              f" --port N, another address: --host)\n"
               f"  API key  : {api_key}  (admin of Demo City; try:\n"
               f"             curl -H 'Authorization: Bearer {api_key}' {base}/api/v1/devices)\n"
               f"  broker   : {broker_url} (ChirpStack topic application/+/device/+/event/+)\n"

@@ -17,6 +17,8 @@ from typing import Any
 from chirpstack_api import common, gw, integration
 from google.protobuf import json_format
 
+DEMO_TENANT_ID = "52f14cd4-c6f1-4fbd-8f87-4025e1d49242"   # the ChirpStack tenant the demo's events come from
+
 
 def uplink_event(*, dev_eui: str, data: bytes, f_cnt: int, f_port: int = 5, application_id: str | None = None,
                  device_name: str = "sensor", tenant_id: str | None = None, dedup_id: str | None = None,
@@ -26,7 +28,7 @@ def uplink_event(*, dev_eui: str, data: bytes, f_cnt: int, f_port: int = 5, appl
     ev.deduplication_id = dedup_id or str(uuid.uuid4())
     ev.time.FromDatetime(when or datetime.now(UTC))
     info = ev.device_info
-    info.tenant_id = tenant_id or "52f14cd4-c6f1-4fbd-8f87-4025e1d49242"
+    info.tenant_id = tenant_id or DEMO_TENANT_ID
     info.tenant_name = "City"
     info.application_id = application_id or "3b1a5ad5-5a2e-4b8f-9a7c-0e3f2d1c4b5a"
     info.application_name = "Schools"

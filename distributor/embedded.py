@@ -14,6 +14,7 @@ import tempfile
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -23,11 +24,27 @@ def free_port() -> int:
         return port
 
 
+def _pgserver_get_server() -> Any:
+    """pgserver's ``get_server``, imported without platformdirs' ``XDG_RUNTIME_DIR is not set`` warning.
+
+    pgserver asks platformdirs for a per-user runtime directory when it is imported (for a lock file
+    and, on long data paths, the socket). Without a login session (sudo, ssh without PAM, containers,
+    CI) the variable is unset, and platformdirs warns and falls back to ``/run/user/<uid>`` or a
+    ``runtime-<uid>`` directory in the temp dir, which it has checked is the user's own with mode 0700.
+    That fallback is what the demo needs, so only that warning is silenced; a private runtime dir per
+    run would instead split the lock pgserver shares between its servers of the same user.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"XDG_RUNTIME_DIR ")
+        from pgserver.postgres_server import get_server
+    return get_server
+
+
 @contextlib.asynccontextmanager
 async def embedded_postgres() -> AsyncIterator[str]:
     """A throwaway PostgreSQL 16 in a temp dir; yields its URL."""
     try:
-        from pgserver.postgres_server import get_server
+        get_server = _pgserver_get_server()
     except ImportError as exc:  # pragma: no cover - pgserver is a dependency
         raise RuntimeError("pgserver is not installed; set IOTD_DATABASE_URL instead") from exc
     data_dir = Path(tempfile.mkdtemp(prefix="iotd-demo-pg-"))
@@ -61,8 +78,10 @@ async def embedded_mosquitto() -> AsyncIterator[str]:
     work = Path(tempfile.mkdtemp(prefix="iotd-demo-mqtt-"))
     conf = work / "mosquitto.conf"
     conf.write_text(MOSQUITTO_CONF.format(port=port))
+    # its own session: a terminal's Ctrl-C reaches the demo alone, which disconnects and then stops the broker
+    # (had the broker died with it, the clients' reconnect tasks would be cancelled mid-flight, with tracebacks)
     proc = subprocess.Popen(  # noqa: ASYNC220 - starts at once; we only wait on it off the loop
-        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         for _ in range(100):
             try:

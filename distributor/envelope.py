@@ -34,9 +34,12 @@ def iso_utc(epoch: float) -> str:
 
 
 def device_ref(device: Device) -> dict[str, Any]:
+    """The message's ``device``: ids for machines, names for people (the names come with the cached record)."""
     ref: dict[str, Any] = {
-        "id": device.id, "name": device.name, "organization": device.organization_id,
-        "application": device.application_id, "type": device.decoder, "tags": device.tags,
+        "id": device.id, "name": device.name,
+        "organization": device.organization_id, "organization_name": device.organization_name,
+        "application": device.application_id, "application_name": device.application_name,
+        "type": device.decoder, "tags": device.tags,
     }
     if device.lat is not None and device.lon is not None:
         ref["location"] = {"lat": device.lat, "lon": device.lon}
@@ -66,7 +69,7 @@ def build_message(
         "device": device_ref(device),
         "network": network,
         "payload": {"raw": base64.b64encode(payload).decode(),
-                    "decoded": result.data if result is not None and result.ok else None},
+                    "decoded": result.data if result is not None and (result.ok or result.data) else None},
         "measurements": [m.as_dict() for m in measurements],
         "decoder": decoder_info,
     }

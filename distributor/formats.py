@@ -2,6 +2,15 @@
 
 Pure functions from the message dict the pipeline built to bytes, plus how a batch of
 rendered messages is joined into one body.
+
+SenML and the device's name: the base name ``bn`` stays the device's URN (``urn:dev:deveui:…:``),
+because RFC 8428 makes ``bn`` + ``n`` the globally unique name of each reading, and a human name
+is neither unique nor stable. The name travels in an extension field, ``device_name``, on the
+record that carries ``bn`` (the first record of each device's pack): RFC 8428 (section 12.3.1 for
+JSON) lets a pack carry fields a receiver does not know, which it must ignore unless the label
+ends in ``_``; ``device_name`` does not, so plain SenML receivers keep working and ignore it.
+Like ``bn`` it describes the records after it up to the next ``bn``, but it is not a base field,
+so a receiver that resolves records (section 4.6) does not copy it: read it beside ``bn``.
 """
 
 from __future__ import annotations
@@ -26,7 +35,8 @@ def _epoch(ts: str | None) -> float | None:
 
 
 def senml_pack(message: dict[str, Any]) -> list[dict[str, Any]]:
-    """An RFC 8428 pack: base name ``urn:dev:<dev_eui or id>:``, base time the measurement time."""
+    """An RFC 8428 pack: base name ``urn:dev:<dev_eui or id>:``, base time the measurement time, and the
+    extension field ``device_name`` beside ``bn`` (see the module docstring)."""
     device = message["device"]
     network = message["network"]
     ident = network.get("dev_eui") or device["id"]
@@ -49,6 +59,9 @@ def senml_pack(message: dict[str, Any]) -> list[dict[str, Any]]:
     first["bn"] = base_name
     if bt is not None:
         first["bt"] = bt
+    name = device.get("name")
+    if name:
+        first["device_name"] = name
     return records
 
 

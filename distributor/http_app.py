@@ -37,6 +37,7 @@ from distributor.sources.chirpstack_parse import parse
 from distributor.sources.http_ingest import IngestError, parse_body
 from distributor.uplink import RawUplink
 from registry.api import create_api_router, install_error_handlers
+from registry.api.docs import DESCRIPTION, install_docs
 from registry.api.freshness import STATE_NAME
 from registry.records import Device
 
@@ -54,7 +55,8 @@ def create_app(service: Service) -> FastAPI:
     # Backpressure for HTTP intake: past this many unfinished ingest requests, new ones wait (the
     # sender sees a slower answer), so memory stays bounded and nothing is refused or dropped.
     slots = asyncio.Semaphore(service.settings.http_max_in_flight)
-    app = FastAPI(title="iotd", version="0.1.0", description="IoT message distributor and device registry for cities.")
+    app = FastAPI(title="iotd", version="0.1.0", description=DESCRIPTION, docs_url=None, redoc_url=None)
+    install_docs(app)   # /docs from an installed package, no CDN; the OpenAPI document's security schemes
     install_error_handlers(app)
     setattr(app.state, STATE_NAME, service.cache)
     if service.api_context is not None:

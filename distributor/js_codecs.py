@@ -8,6 +8,11 @@ spins can hold the event loop. A codec that does not compile answers each of its
 
 A decoder shared by every organization runs in a separate context per organization (the isolation
 key), so no tenant's call can leave anything another tenant's call would see.
+
+OS2iot decoders read the device's last battery level and link margin from ``lorawanSettings``
+(``decoders.js.os2iot``); :class:`DeviceStatuses` keeps them in memory for the devices such a decoder
+serves, from ChirpStack's status events and, at start-up, from ``device_state``, so the uplink path
+never waits on the database for them.
 """
 
 from __future__ import annotations
@@ -18,16 +23,67 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
+
 from decoders.contract import DecodeResult, Measurement
 from decoders.js.dialects import Dialect
 from registry.records import Device, JsDecoderRecord
 
+MAX_STATUSES = 200_000
+"""Devices whose last status is kept; beyond, the longest-known entry makes room (it is refreshed by the
+device's next status report)."""
+
+
+class DeviceStatuses:
+    """The last battery level (ChirpStack's percentage) and link margin (dB) reported per device id."""
+
+    def __init__(self, limit: int = MAX_STATUSES) -> None:
+        self._limit = limit
+        self._known: dict[str, tuple[float | None, int | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def note(self, device_id: str, battery_level: float | None, margin: int | None) -> None:
+        """Merge a report: an unavailable value (None) keeps the last known one, as ``device_state`` does."""
+        if battery_level is None and margin is None:
+            return
+        old = self._known.get(device_id)
+        if old is None and len(self._known) >= self._limit:
+            del self._known[next(iter(self._known))]
+        last_battery, last_margin = old or (None, None)
+        self._known[device_id] = (last_battery if battery_level is None else battery_level,
+                                  last_margin if margin is None else margin)
+
+    def get(self, device_id: str) -> dict[str, Any]:
+        """``{battery_level?, margin?}``: what is known of the device, nothing when nothing is."""
+        battery, margin = self._known.get(device_id, (None, None))
+        out: dict[str, Any] = {}
+        if battery is not None:
+            out["battery_level"] = battery
+        if margin is not None:
+            out["margin"] = margin
+        return out
+
+    async def load(self, conn: asyncpg.Connection | asyncpg.Pool) -> int:
+        """The known status of every device an OS2iot decoder serves, from ``device_state`` (at start-up)."""
+        rows = await conn.fetch(
+            "SELECT s.device_id::text AS device_id, s.battery_level, s.margin FROM device_state s"
+            " JOIN devices d ON d.id = s.device_id JOIN js_decoders j ON j.id = d.decoder"
+            " WHERE j.dialect = 'os2iot' AND (s.battery_level IS NOT NULL OR s.margin IS NOT NULL)"
+            " ORDER BY s.updated_at LIMIT $1", self._limit)
+        for row in rows:
+            self.note(row["device_id"], row["battery_level"], row["margin"])
+        return len(rows)
+
 
 class JsDecoders:
-    """The JavaScript decoders of the current registry snapshot, by id."""
+    """The JavaScript decoders of the current registry snapshot, by id, and the device statuses OS2iot
+    decoders read."""
 
     def __init__(self) -> None:
         self._records: dict[str, JsDecoderRecord] = {}
+        self.statuses = DeviceStatuses()
 
     def sync(self, records: Mapping[str, JsDecoderRecord]) -> None:
         self._records = dict(records)
@@ -41,6 +97,16 @@ class JsDecoders:
             return None
         return found
 
+    def note_status(self, device: Device, state: Mapping[str, Any]) -> None:
+        """A device event's state (``battery_level``, ``margin``), kept when an OS2iot decoder serves the device."""
+        record = self.get(device.decoder, device.organization_id) if device.decoder else None
+        if record is not None and record.dialect == Dialect.OS2IOT:
+            self.statuses.note(device.id, state.get("battery_level"), state.get("margin"))
+
+    def status(self, device: Device) -> dict[str, Any]:
+        """What is known of the device's battery and margin (for :func:`decode_request`)."""
+        return self.statuses.get(device.id)
+
 
 def isolation_key(record: JsDecoderRecord, device: Device) -> str | None:
     """A shared decoder gets a context per organization; an organization's own decoder needs none."""
@@ -48,15 +114,17 @@ def isolation_key(record: JsDecoderRecord, device: Device) -> str | None:
 
 
 def decode_request(record: JsDecoderRecord, device: Device, key: str | None, payload: bytes, fport: int | None,
-                   event: Mapping[str, Any] | None, received_at: float | None) -> dict[str, Any]:
-    """The worker request for one uplink (``decoders.js.wire``); the source goes along when a worker needs it."""
+                   event: Mapping[str, Any] | None, received_at: float | None,
+                   status: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The worker request for one uplink (``decoders.js.wire``); the source goes along when a worker needs it.
+    ``status``: the device's last battery level and margin (:meth:`JsDecoders.status`), for OS2iot decoders."""
     body: dict[str, Any] = {"op": "decode", "c": [record.id, record.version, key],
                             "p": base64.b64encode(payload).decode(), "f": fport, "v": device.tags}
     if received_at:
         body["t"] = int(received_at * 1000)
     if record.dialect == Dialect.OS2IOT:  # the one dialect that reads the event and the device record
         body["e"] = event
-        body["d"] = device_record(device)
+        body["d"] = device_record(device, status)
     return body
 
 
@@ -69,12 +137,16 @@ def decode_outcome(answer: Mapping[str, Any]) -> tuple[DecodeResult, list[Measur
     return result, [Measurement(name, unit, value) for name, unit, value in answer.get("m") or ()]
 
 
-def device_record(device: Device) -> dict[str, Any]:
-    """What a decoder may know about its device (OS2iot decoders read it as their metadata)."""
+def device_record(device: Device, status: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What a decoder may know about its device (OS2iot decoders read it as their metadata; ``os2iot_metadata``
+    turns ``battery_level``/``margin`` into ``lorawanSettings.deviceStatusBattery``/``deviceStatusMargin``)."""
     out: dict[str, Any] = {"id": device.id, "name": device.name, "type": device.kind, "dev_eui": device.dev_eui,
                            "tags": dict(device.tags)}
     if device.lat is not None and device.lon is not None:
         out["location"] = {"lat": device.lat, "lon": device.lon}
+    for key in ("battery_level", "margin"):
+        if status and status.get(key) is not None:
+            out[key] = status[key]
     return out
 
 

@@ -1,6 +1,12 @@
 """Prometheus view of the JavaScript decoders: calls, timeouts, out-of-memory, context builds and
 suspensions per decoder, whether a decoder is suspended, and worker restarts, read from the pool's
-counters at scrape time (nothing is counted twice on the hot path). Labels name decoders, never devices."""
+counters at scrape time (nothing is counted twice on the hot path). Labels name decoders, never devices.
+
+A decoder's series appear as they become non-zero: a registered decoder that has never run has none,
+and one that never timed out has no timeout series, instead of a row of zeros per decoder and scrape
+(an installation may register hundreds of codecs and use a few). The price: ``rate()`` and
+``increase()`` do not see a series' first increment, so alert on a timeout series existing
+(``iotd_js_decoder_timeouts_total > 0``) or on ``iotd_js_decoder_suspended``, not on its rate alone."""
 
 from __future__ import annotations
 
@@ -28,7 +34,9 @@ class JsDecoderCollector:
         families = {field: CounterMetricFamily(name, doc, labels=["decoder"]) for field, name, doc in _FIELDS}
         for decoder_id, counters in sorted(self._pool.counters.items()):
             for field, _, _ in _FIELDS:
-                families[field].add_metric([decoder_id], float(getattr(counters, field)))
+                value = getattr(counters, field)
+                if value:
+                    families[field].add_metric([decoder_id], float(value))
         yield from families.values()
         suspended = GaugeMetricFamily("iotd_js_decoder_suspended",
                                       "1 while a JavaScript decoder is suspended (for some organization)",

@@ -5,6 +5,11 @@ go through the same renderer, so a quote, a newline or a multi-line traceback st
 string: a log shipper reads one event per line. A record that cannot be formatted (a library's bad
 ``%`` arguments), an uncaught exception and a warning become one line too, instead of the multi-line
 text Python prints by default.
+
+A line that names a consumer (``consumer=<id>``) or a device (``device=<id>``) also carries its name
+(``consumer_name``; ``device_name`` and ``dev_eui``), looked up in the registry snapshot the service
+holds in memory (``install_names``): an id alone means nothing to the person reading the log, and no
+query is made for it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 import sys
 import threading
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
@@ -44,6 +49,44 @@ class OneLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
             pass
 
 
+class Names(Protocol):
+    """Where log lines find the names of the ids they carry (the service's registry cache)."""
+
+    def consumer_name(self, consumer_id: str) -> str | None: ...
+
+    def device_names(self, device_id: str) -> tuple[str, str | None] | None: ...
+
+
+_names: Names | None = None
+
+
+def install_names(names: Names | None) -> None:
+    """Name consumers and devices in log lines from ``names`` (None: ids only, as before a service starts)."""
+    global _names
+    _names = names
+
+
+def add_names(_: Any, __: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
+    """A structlog processor: the consumer's name beside ``consumer``, the device's name and dev_eui beside
+    ``device``; only what the line does not say already, and only ids the registry knows."""
+    names = _names
+    if names is None:
+        return event
+    consumer = event.get("consumer")
+    if isinstance(consumer, str) and "consumer_name" not in event:
+        name = names.consumer_name(consumer)
+        if name is not None:
+            event["consumer_name"] = name
+    device = event.get("device")
+    if isinstance(device, str) and "device_name" not in event:
+        found = names.device_names(device)
+        if found is not None:
+            event["device_name"] = found[0]
+            if found[1] is not None:
+                event.setdefault("dev_eui", found[1])
+    return event
+
+
 def _renderer(fmt: str) -> structlog.types.Processor:
     if fmt == "console":
         return structlog.dev.ConsoleRenderer(colors=False)
@@ -57,6 +100,7 @@ def configure(level: str = "info", fmt: str = "json") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_names,
             structlog.processors.add_log_level,
             stamp,
             structlog.processors.format_exc_info,

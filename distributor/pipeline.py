@@ -73,12 +73,7 @@ class Pipeline:
         builtin = catalog.get(device.decoder)
         if builtin is not None:
             result = builtin.decode(up.payload, up.fport)
-            if not result.ok:
-                return builtin.device.version, result, []
-            measurements, error = builtin.normalize(result.data)
-            if error is not None:
-                result.errors.append(error)
-            return builtin.device.version, result, measurements
+            return builtin.device.version, result, builtin.measure(result)
         return None, None, []
 
     def js_decoder(self, device: Device) -> JsDecoderRecord | None:
@@ -107,7 +102,8 @@ class Pipeline:
         up.finalizer.hold()
         key = isolation_key(record, device)
         try:
-            body = decode_request(record, device, key, up.payload, up.fport, up.raw_event, up.received_at)
+            body = decode_request(record, device, key, up.payload, up.fport, up.raw_event, up.received_at,
+                                  self._js.status(device) if self._js is not None else None)
             self._js_pool.submit(device.organization_id, record, key, body, done)
         except Exception as exc:  # the request could not be built (an event that is not JSON): this uplink's error
             done(failure(f"cannot hand the uplink to the JavaScript decoder: {type(exc).__name__}: {exc}"))
@@ -176,6 +172,8 @@ class Pipeline:
             self._metrics.device_events.labels(event).inc()
             if device is not None:
                 self._state.event(device.id, event, detail, state)
+                if self._js is not None:   # OS2iot decoders read the last battery level and margin
+                    self._js.note_status(device, state)
         finally:
             finalizer.release(True)
 

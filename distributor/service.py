@@ -9,6 +9,7 @@ until the drain deadline and spill the rest, and only then do the stores close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -26,11 +27,21 @@ from distributor.http_app import EmbeddedServer, create_app, start_http
 from distributor.js_codecs import JsDecoders
 from distributor.js_metrics import JsDecoderCollector
 from distributor.js_pool import JsPool
-from distributor.metrics import Metrics
+from distributor.logging import install_names
+from distributor.metrics import ConsumerInfoCollector, Metrics
 from distributor.pipeline import Pipeline
 from distributor.settings import Settings
 from distributor.sinks.base import DeliveryError, Outgoing, Sink
-from distributor.sources.chirpstack_mqtt import ChirpStackMqttSource
+from distributor.sources.chirpstack_mqtt import ChirpStackMqttSource, broker_address
+from distributor.startup import (
+    DATABASE_ERRORS,
+    StartupError,
+    broker_problem,
+    broker_retry_delay,
+    database_problem,
+    http_problem,
+    probe_port,
+)
 from registry.api import ApiContext
 from registry.cache import RegistryCache, Snapshot
 from registry.db import create_pool, migrate
@@ -76,8 +87,24 @@ def default_sink_factory(client_id: str, targets: TargetPolicy) -> Callable[[Con
     return make
 
 
+class _RegistryNames:
+    """Names for log lines from the registry cache in memory (``distributor.logging.install_names``)."""
+
+    def __init__(self, cache: RegistryCache) -> None:
+        self._cache = cache
+
+    def consumer_name(self, consumer_id: str) -> str | None:
+        consumer = self._cache.snapshot.consumers.get(consumer_id)
+        return consumer.name if consumer is not None else None
+
+    def device_names(self, device_id: str) -> tuple[str, str | None] | None:
+        device = self._cache.snapshot.devices.get(device_id)
+        return (device.name, device.dev_eui) if device is not None else None
+
+
 class Service:
     box: SecretBox          # opened at start: the key is derived with the installation's salt (registry.installation)
+    cache: RegistryCache    # made at start, once the database is open
 
     def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         if not settings.database_url:
@@ -94,35 +121,97 @@ class Service:
         self._sync_task: asyncio.Task[None] | None = None
         self.api_context: ApiContext | None = None
         self.pipeline: Pipeline | None = None
+        self._broker_task: asyncio.Task[None] | None = None
+        self.broker_error: str | None = None     # why the broker is not connected yet (for /readyz)
 
     async def start(self) -> None:
+        """Start everything; an operator's problem (database, port, settings) is a ``StartupError`` of one line,
+        and whatever was started before it is closed again."""
+        try:
+            await self._start()
+        except BaseException:
+            await self._abandon()
+            raise
+
+    async def _start(self) -> None:
         s = self.settings
         assert s.database_url is not None
-        self.pool = await create_pool(s.database_url, min_size=2, max_size=10)
+        self._check_broker_url()
         try:
+            await asyncio.to_thread(probe_port, s.http_host, s.http_port)
+        except OSError as exc:
+            raise StartupError(http_problem(exc, s.http_host, s.http_port)) from None
+        try:
+            self.pool = await create_pool(s.database_url, min_size=2, max_size=10)
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn)
                 self.box = await open_secret_box(conn, s.secret_key)
-        except BaseException:
-            await self.pool.close()
-            raise
+        except ValueError as exc:
+            if self.pool is not None:   # the database answered: the secret key does not open it
+                raise StartupError(str(exc)) from None
+            raise StartupError(database_problem(exc, s.database_url)) from None
+        except DATABASE_ERRORS as exc:
+            raise StartupError(database_problem(exc, s.database_url)) from None
         if applied:
             log.info("database migrated", applied=applied)
         self.cache = RegistryCache(self.pool, self.box)
         await self.cache.start()
+        install_names(_RegistryNames(self.cache))
+        self.metrics.registry.register(ConsumerInfoCollector(self.cache))
         if s.run_api:
             self.api_context = ApiContext(self.pool, self.box, self.targets)
         if s.run_distributor:
             await self._start_distributor()
-        server, task, self.http_port = await start_http(create_app(self), s.http_host, s.http_port)
+        try:
+            server, task, self.http_port = await start_http(create_app(self), s.http_host, s.http_port)
+        except OSError as exc:   # taken between the probe and now
+            raise StartupError(http_problem(exc, s.http_host, s.http_port)) from None
         self._http = (server, task)
         if s.run_distributor and s.mqtt_url:
             assert self.pipeline is not None
             self.source = ChirpStackMqttSource.from_settings(s, self.pipeline, self.metrics)
-            await self.source.start()
+            if not await self._connect_broker(attempt=1):
+                self._broker_task = asyncio.get_running_loop().create_task(self._keep_connecting(),
+                                                                           name="broker-connect")
         log.info("iotd started", http_port=self.http_port, mqtt=self.source is not None, api=s.run_api,
                  distributor=s.run_distributor, devices=len(self.cache.snapshot.devices),
                  consumers=len(self.cache.snapshot.consumers))
+
+    def _check_broker_url(self) -> None:
+        url = self.settings.mqtt_url
+        if self.settings.run_distributor and url:
+            try:
+                broker_address(url)
+            except ValueError as exc:
+                raise StartupError(f"IOTD_MQTT_URL: {exc}") from None
+
+    async def _connect_broker(self, attempt: int) -> bool:
+        """One attempt to connect the ChirpStack source; on failure, say why (log and ``/readyz``)."""
+        assert self.source is not None and self.settings.mqtt_url is not None
+        try:
+            await self.source.start()
+        except Exception as exc:   # refused, unreachable, unresolvable, CONNACK refused, TLS: all retried
+            host, port, *_ = broker_address(self.settings.mqtt_url)
+            self.broker_error = broker_problem(exc, host, port)
+            delay = broker_retry_delay(attempt)
+            log.warning("ChirpStack broker not reachable; retrying", error=self.broker_error, attempt=attempt,
+                        retry_in_s=delay)
+            with contextlib.suppress(Exception):   # drop a half-made connection; the next attempt makes a new one
+                await asyncio.wait_for(self.source.client.disconnect(), 2)
+            return False
+        if attempt > 1:
+            log.info("ChirpStack broker reached after retrying", attempts=attempt)
+        self.broker_error = None
+        return True
+
+    async def _keep_connecting(self) -> None:
+        """Start-up with the broker down: retry with backoff (1 s doubling to 30 s) until it answers."""
+        attempt = 1
+        while True:
+            await asyncio.sleep(broker_retry_delay(attempt))
+            attempt += 1
+            if await self._connect_broker(attempt):
+                return
 
     async def _start_distributor(self) -> None:
         s = self.settings
@@ -153,6 +242,7 @@ class Service:
         await self.consumer_stats.start()
         self.js_decoders = JsDecoders()
         self.js_decoders.sync(self.cache.snapshot.js_decoders)
+        await self.js_decoders.statuses.load(self.pool)   # battery and margin for OS2iot decoders
         self.js_pool = JsPool(s.js_workers, s.js_max_workers_per_organization, s.js_queue_per_organization,
                               s.js_suspend_after_timeouts, s.js_suspend_s)
         await self.js_pool.start()
@@ -182,7 +272,10 @@ class Service:
         except (OSError, asyncpg.PostgresError, TimeoutError, AssertionError) as exc:
             checks["database"] = {"ok": False, "error": str(exc) or type(exc).__name__}
         if self.source is not None:
-            checks["broker"] = {"ok": self.source.connected}
+            connected = self.source.connected
+            checks["broker"] = {"ok": connected}
+            if not connected and self.broker_error is not None:
+                checks["broker"]["error"] = f"{self.broker_error}; retrying (at most every 30 s)"
         return checks
 
     def request_stop(self) -> None:
@@ -200,6 +293,10 @@ class Service:
 
     async def stop(self) -> None:
         timeout = self.settings.drain_timeout_s
+        if self._broker_task is not None:
+            self._broker_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._broker_task
         if self.source is not None:
             await self.source.stop(drain_timeout=timeout)
         if self.pipeline is not None:
@@ -216,7 +313,27 @@ class Service:
             await self.consumer_stats.close()
             await self.spill.close()
             await self.state.close()
-        await self.cache.close()
+        cache: RegistryCache | None = getattr(self, "cache", None)   # absent when the start failed before it
+        if cache is not None:
+            await cache.close()
+        install_names(None)
         if self.pool is not None:
             await self.pool.close()
         log.info("iotd stopped")
+
+    async def _abandon(self) -> None:
+        """After a failed start: close what was opened, quietly, within a few seconds."""
+        try:
+            async with asyncio.timeout(max(5.0, self.settings.drain_timeout_s + 5)):
+                if self.pipeline is not None or self._http is not None:
+                    await self.stop()
+                    return
+                cache: RegistryCache | None = getattr(self, "cache", None)
+                if cache is not None:
+                    await cache.close()
+                if self.pool is not None:
+                    await self.pool.close()
+        except Exception as exc:   # start-up already failed: that is the error to report, not this one
+            log.debug("clean-up after a failed start was incomplete", error=type(exc).__name__)
+            if self.pool is not None:
+                self.pool.terminate()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import socket
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("json", "console")
 
 
 class Settings(BaseSettings):
@@ -24,6 +27,16 @@ class Settings(BaseSettings):
                                    repr=False)
     log_level: str = Field("info", description="debug, info, warning or error")
     log_format: str = Field("json", description="json (one line per event) or console")
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _one_of_the_allowed(cls, value: object, info: ValidationInfo) -> str:
+        """A misspelt level or format is a start-up error naming the allowed values, never silently ignored."""
+        allowed = LOG_LEVELS if info.field_name == "log_level" else LOG_FORMATS
+        text = str(value).strip().lower()
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return text
     drain_timeout_s: float = Field(10.0, ge=0, description="on SIGTERM: time to finish in-flight work")
     consumer_queue_size: int = Field(10_000, ge=1, description="per-consumer queue before spilling to PostgreSQL")
     dedup_window_s: float = Field(600.0, ge=0, description="remember ChirpStack deduplication ids this long")

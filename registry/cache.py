@@ -81,12 +81,18 @@ class Snapshot:
         return len(set(self.organizations) - set(self.chirpstack_owners.values()))
 
 
-def _device(row: asyncpg.Record, org_of_app: dict[str, str]) -> Device:
+def _device(row: asyncpg.Record, applications: dict[str, Application],
+            organizations: dict[str, Organization]) -> Device:
+    """A device with its organization's and application's names, read here once per load, not per message."""
     app_id = str(row["application_id"])
+    app = applications.get(app_id)
+    org_id = app.organization_id if app is not None else ""
+    org = organizations.get(org_id)
     return Device(
-        id=str(row["id"]), application_id=app_id, organization_id=org_of_app.get(app_id, ""),
+        id=str(row["id"]), application_id=app_id, organization_id=org_id,
         name=row["name"], kind=row["kind"], decoder=row["decoder"], dev_eui=row["dev_eui"], imei=row["imei"],
         tags={str(k): str(v) for k, v in (row["tags"] or {}).items()}, lat=row["lat"], lon=row["lon"],
+        organization_name=org.name if org is not None else "", application_name=app.name if app is not None else "",
     )
 
 
@@ -125,13 +131,12 @@ async def load_snapshot(conn: asyncpg.Connection, box: SecretBox) -> Snapshot:
             snap.organizations[str(r["id"])] = Organization(str(r["id"]), r["name"])
         for r in await conn.fetch("SELECT id, organization_id, name FROM applications"):
             snap.applications[str(r["id"])] = Application(str(r["id"]), str(r["organization_id"]), r["name"])
-        org_of_app = {a.id: a.organization_id for a in snap.applications.values()}
         rows = await conn.fetch(
             "SELECT id, application_id, name, kind, decoder, dev_eui, imei, ingest_key_hash, tags, lat, lon"
             " FROM devices"
         )
         for r in rows:
-            dev = _device(r, org_of_app)
+            dev = _device(r, snap.applications, snap.organizations)
             snap.devices[dev.id] = dev
             if dev.dev_eui:
                 snap.by_dev_eui[dev.dev_eui] = dev

@@ -37,6 +37,10 @@ class Device:
     tags: dict[str, str] = field(default_factory=dict)
     lat: float | None = None
     lon: float | None = None
+    # Copied from the organization and application when the cache loads (every change to either reloads
+    # it), so each message names them without a lookup. The registry has names only, no slugs.
+    organization_name: str = ""
+    application_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)

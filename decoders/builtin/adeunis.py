@@ -2,9 +2,20 @@
 
 Layouts from Adeunis' public technical reference manuals (TEMP, Temp 3, PULSE V3 LoRaWAN/Sigfox and
 PULSE V3 NB-IoT, whose user guide names the same 0x46 and 0x5A/0x5B data frames) and Adeunis' codec
-library (@adeunis/codecs 1.3): big-endian values; status byte bits 7-5 frame counter, bit 2 hardware
-error, bit 1 low battery, bit 0 configuration done, bits 3-4 product-specific. Temperatures are int16
-tenths of °C, 0x8000 meaning "no valid measure" (probe missing). Pulse counters are uint32.
+library (@adeunis/codecs, and its Temp 4 / Pulse 4 builds in the TTN device repository): big-endian
+values; status byte bits 7-5 frame counter, bit 1 low battery, bit 0 configuration done, bits 3-4
+product-specific. Bit 2 differs between generations:
+
+* TEMP (ARF8180, frames 0x43 and the 8-byte 0x30): hardware error.
+* Temp 3 / Temp 4 (0x57, 0x58, the short 0x30) and PULSE V3 / Pulse 4 (every frame): the timestamp flag.
+  When set, the frame ends with a uint32 of seconds since 2013-01-01T00:00:00Z, decoded as ``timestamp``
+  (ISO 8601, UTC); the vendor's codec reads it so and reports no hardware error for these products.
+  An 8-byte 0x30 with the flag set and one channel is Temp 4's timestamped keep-alive, not TEMP's.
+
+Temperatures are int16 tenths of °C, 0x8000 meaning "no valid measure" (probe missing). Pulse counters
+are uint32, their history uint16 differences to the previous (older) value, as in the vendor's codec.
+PULSE NB-IoT frames may carry the 13-byte NB-IoT header (8-byte IMEI, signal quality, uint32 global
+frame counter) before the frame code; it is decoded under ``nbiot``.
 0x10 (product) and 0x20 (network) configuration frames are kept as raw register bytes.
 """
 
@@ -12,12 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from decoders.catalog import Decoder
 from decoders.contract import DecodeResult, DeviceType, Example, Measurement, measurements_from
 
 _INVALID = 0x8000
+_TIMESTAMP_FLAG = 0x04
+_EPOCH_2013 = 1_356_998_400  # 2013-01-01T00:00:00Z, Adeunis' time origin
+NBIOT_HEADER = 13
 
 
 class _FrameError(ValueError):
@@ -39,20 +54,31 @@ def _bits(byte: int, names: Mapping[int, str]) -> dict[str, bool]:
 
 @dataclass(frozen=True, slots=True)
 class _Frame:
-    """One frame code: its name, minimum length (code and status included), body reader, status bits."""
+    """One frame code: its name, minimum length (code and status included), body reader, status bits.
+
+    ``bit2`` names status bit 2: ``timestamp`` (Temp 3/4, PULSE: a timestamp ends the frame),
+    ``hardware_error`` (TEMP) or None (configuration frames, shared by both generations: not reported).
+    """
 
     name: str
     size: int
     read: Callable[[bytes], dict[str, Any]]
     flags: Mapping[int, str] = field(default_factory=dict)
+    bit2: str | None = "timestamp"
 
 
 def _configuration(name: str) -> _Frame:
-    return _Frame(name, 2, lambda p: {"registers": p[2:].hex()})
+    return _Frame(name, 2, lambda p: {"registers": p[2:].hex()}, bit2=None)
 
 
 _CONFIGURATION = {0x10: _configuration("product_configuration"), 0x20: _configuration("network_configuration")}
 _RAW = ("product_configuration", "network_configuration")
+_COMMON_BITS = {0x02: "low_battery", 0x01: "configuration_done"}
+
+
+def _timestamp(b: bytes) -> str:
+    """Seconds since 2013-01-01T00:00:00Z as ISO 8601 in UTC."""
+    return datetime.fromtimestamp(_EPOCH_2013 + _u(b), UTC).isoformat().replace("+00:00", "Z")
 
 
 def _decode(payload: bytes, select: Callable[[bytes], _Frame | None]) -> DecodeResult:
@@ -62,15 +88,20 @@ def _decode(payload: bytes, select: Callable[[bytes], _Frame | None]) -> DecodeR
     frame = select(payload)
     if frame is None:
         return DecodeResult(errors=[f"unknown frame code 0x{payload[0]:02x}"])
-    if len(payload) < frame.size:
-        return DecodeResult(errors=[f"frame 0x{payload[0]:02x} needs {frame.size} bytes, has {len(payload)}"])
     status = payload[1]
+    stamped = frame.bit2 == "timestamp" and bool(status & _TIMESTAMP_FLAG)
+    size = frame.size + 4 if stamped else frame.size
+    if len(payload) < size:
+        return DecodeResult(errors=[f"frame 0x{payload[0]:02x} needs {size} bytes, has {len(payload)}"])
     try:
-        body = frame.read(payload)
+        body = frame.read(payload[:-4] if stamped else payload)
     except _FrameError as exc:
         return DecodeResult(errors=[f"frame 0x{payload[0]:02x}: {exc}"])
-    flags = _bits(status, {0x04: "hardware_error", 0x02: "low_battery", 0x01: "configuration_done"})
-    data = {"frame": frame.name, "status": {"frame_counter": status >> 5, **flags, **_bits(status, frame.flags)}}
+    bit2 = {_TIMESTAMP_FLAG: frame.bit2} if frame.bit2 else {}
+    flags = {"frame_counter": status >> 5, **_bits(status, {**bit2, **_COMMON_BITS}), **_bits(status, frame.flags)}
+    data: dict[str, Any] = {"frame": frame.name, "status": flags}
+    if stamped:
+        data["timestamp"] = _timestamp(payload[-4:])
     data.update(body)
     warnings = [f"{key}: no valid measure (0x8000, probe missing?)" for key, v in body.items() if v is None]
     if frame.name in _RAW:
@@ -127,19 +158,23 @@ def _temp3_alarm(p: bytes) -> dict[str, Any]:
 
 
 _TEMP_FRAMES = {
-    0x43: _Frame("data", 8, _temp_probes, _TEMP_FLAGS),
+    0x43: _Frame("data", 8, _temp_probes, _TEMP_FLAGS, bit2="hardware_error"),
     0x57: _Frame("periodic_data", 4, _temp3_samples, _TEMP3_FLAGS),
     0x58: _Frame("alarm", 5, _temp3_alarm, _TEMP3_FLAGS),
     **_CONFIGURATION,
 }
-_TEMP_KEEP_ALIVE = _Frame("keep_alive", 8, _temp_probes, _TEMP_FLAGS)
+_TEMP_KEEP_ALIVE = _Frame("keep_alive", 8, _temp_probes, _TEMP_FLAGS, bit2="hardware_error")
 _TEMP3_KEEP_ALIVE = _Frame("keep_alive", 4, _temp3_keep_alive, _TEMP3_FLAGS)
 
 
 def _temp_frame(p: bytes) -> _Frame | None:
-    """0x30 is TEMP's keep-alive when 8 bytes long (same body as 0x43), Temp 3's otherwise."""
+    """0x30 is TEMP's keep-alive when 8 bytes long (same body as 0x43), Temp 3/4's otherwise.
+
+    Temp 4's one-channel keep-alive with a timestamp is 8 bytes too: timestamp flag set, two-channel bit clear.
+    """
     if p[0] == 0x30:
-        return _TEMP_KEEP_ALIVE if len(p) == 8 else _TEMP3_KEEP_ALIVE
+        temp4_stamped = p[1] & (_TIMESTAMP_FLAG | 0x10) == _TIMESTAMP_FLAG
+        return _TEMP_KEEP_ALIVE if len(p) == 8 and not temp4_stamped else _TEMP3_KEEP_ALIVE
     return _TEMP_FRAMES.get(p[0])
 
 
@@ -157,35 +192,48 @@ def _device(slug: str, model: str, description: str, protocols: tuple[str, ...])
     return DeviceType(id=f"adeunis-{slug}", vendor="Adeunis", model=model, description=description, protocols=protocols)
 
 
-def _status(counter: int, **flags: bool) -> dict[str, Any]:
+def _status_with(bit2: str | None, counter: int, flags: Mapping[str, bool]) -> dict[str, Any]:
     """The decoded status byte for an example: every flag False unless given."""
-    base = {"frame_counter": counter, "hardware_error": False, "low_battery": False, "configuration_done": False}
+    base = {"frame_counter": counter, **({bit2: False} if bit2 else {}), "low_battery": False,
+            "configuration_done": False}
     return {**base, **flags}
+
+
+def _status(counter: int, **flags: bool) -> dict[str, Any]:
+    """Status of a Temp 3/4 or PULSE frame: bit 2 is the timestamp flag."""
+    return _status_with("timestamp", counter, flags)
+
+
+def _temp_v2_status(counter: int, **flags: bool) -> dict[str, Any]:
+    """Status of a TEMP frame: bit 2 is a hardware error."""
+    return _status_with("hardware_error", counter, flags)
 
 
 _TEMP_V2 = {"probe_1_alarm": False, "probe_2_alarm": False}
 
 
-def _temp3(counter: int, two: bool, low_battery: bool = False) -> dict[str, Any]:
-    return _status(counter, low_battery=low_battery, configuration_inconsistency=False, two_channels=two)
+def _temp3(counter: int, two: bool, low_battery: bool = False, timestamp: bool = False) -> dict[str, Any]:
+    return _status(counter, low_battery=low_battery, timestamp=timestamp, configuration_inconsistency=False,
+                   two_channels=two)
 
 
 TEMP = Decoder(
-    _device("temp", "TEMP / Temp 3 (ARF8180)", "Temperature sensor with internal and external probes",
+    _device("temp", "TEMP / Temp 3 / Temp 4 (ARF8180)", "Temperature sensor with internal and external probes",
             ("lorawan",)),
     ("temperature", "temperature_external"),
     (
         Example("TEMP data frame, probe 2 deactivated (vendor sample)", "43401100f4200000", 1,
-                data={"frame": "data", "status": _status(2, **_TEMP_V2), "probe_1_id": 1, "temperature_1": 24.4,
+                data={"frame": "data", "status": _temp_v2_status(2, **_TEMP_V2), "probe_1_id": 1, "temperature_1": 24.4,
                       "probe_1_active": True, "probe_2_id": 2, "temperature_2": 0.0, "probe_2_active": False},
                 measurements=(("temperature", 24.4),)),
         Example("TEMP data frame, old firmware, probe 2 missing (vendor sample)", "43400100f4028000", 1,
-                data={"frame": "data", "status": _status(2, **_TEMP_V2), "probe_1_id": 0, "temperature_1": 24.4,
+                data={"frame": "data", "status": _temp_v2_status(2, **_TEMP_V2), "probe_1_id": 0, "temperature_1": 24.4,
                       "probe_2_id": 0, "temperature_2": None},
                 measurements=(("temperature", 24.4),)),
         Example("TEMP keep-alive, negative external temperature (vendor sample)", "30401100f421ffd8", 1,
-                data={"frame": "keep_alive", "status": _status(2, **_TEMP_V2), "probe_1_id": 1, "temperature_1": 24.4,
-                      "probe_1_active": True, "probe_2_id": 2, "temperature_2": -4.0, "probe_2_active": True},
+                data={"frame": "keep_alive", "status": _temp_v2_status(2, **_TEMP_V2), "probe_1_id": 1,
+                      "temperature_1": 24.4, "probe_1_active": True, "probe_2_id": 2, "temperature_2": -4.0,
+                      "probe_2_active": True},
                 measurements=(("temperature", 24.4), ("temperature_external", -4.0))),
         Example("Temp 3 periodic data, two channels, low battery, an older sample (vendor sample)",
                 "579201b3ff9c01f4ffff", 1,
@@ -198,8 +246,26 @@ TEMP = Decoder(
         Example("Temp 3 alarm, two channels (vendor sample)", "5890000028020032", 1,
                 data={"frame": "alarm", "status": _temp3(4, True), "alarm_1": "none", "temperature_1": 4.0,
                       "alarm_2": "low_threshold", "temperature_2": 5.0}),
+        Example(
+            # status 0x96: two channels, timestamp (bit 2), low battery; 0x14aba3e9 s after 2013-01-01 = 2023-12-28
+            "Temp 4 periodic data with a timestamp (Adeunis' published example, issue 15)",
+            "579601b3ff9c01f4ffff14aba3e9", 1,
+            data={"frame": "periodic_data", "status": _temp3(4, True, low_battery=True, timestamp=True),
+                  "timestamp": "2023-12-28T19:22:17Z", "temperature_1": 43.5, "temperature_2": -10.0,
+                  "history": [{"temperature_1": 50.0, "temperature_2": -0.1}]},
+            measurements=(("temperature", 43.5), ("temperature_external", -10.0))),
+        Example("Temp 4 one-channel keep-alive with a timestamp (8 bytes, like TEMP's)", "302401b314aba3e9", 1,
+                data={"frame": "keep_alive", "status": _temp3(1, False, timestamp=True),
+                      "timestamp": "2023-12-28T19:22:17Z", "temperature_1": 43.5},
+                measurements=(("temperature", 43.5),)),
+        Example("Temp 4 two-channel alarm with a timestamp", "58940100280200321 4aba3e9".replace(" ", ""), 1,
+                data={"frame": "alarm", "status": _temp3(4, True, timestamp=True), "timestamp": "2023-12-28T19:22:17Z",
+                      "alarm_1": "high_threshold", "temperature_1": 4.0, "alarm_2": "low_threshold",
+                      "temperature_2": 5.0}),
         Example("network configuration frame kept raw", "20920501", 1,
-                data={"frame": "network_configuration", "status": _status(4, low_battery=True), "registers": "0501"}),
+                data={"frame": "network_configuration", "status": _status_with(None, 4, {"low_battery": True}),
+                      "registers": "0501"}),
+        Example("Temp 4 timestamp cut off", "579614ab", 1, errors=("frame 0x57 needs 8 bytes, has 4",)),
         Example("empty frame", "", 1, errors=("has 0 bytes",)),
         Example("cut-off TEMP data frame", "43401100f4", 1, errors=("frame 0x43 needs 8 bytes, has 5",)),
         Example("Temp 3 samples not a whole number", "571001b301", 1, errors=("not a whole number",)),
@@ -219,15 +285,19 @@ _KEEP_ALIVE_ALARMS = {0x01: "flow_alarm_a", 0x02: "flow_alarm_b", 0x04: "tamper_
 
 
 def _pulse_history(channel: str) -> Callable[[bytes], dict[str, Any]]:
-    """Counter now (uint32), then int16 differences to each older counter value, newest first."""
+    """Counter now (uint32), then uint16 differences to each older counter value, newest first.
+
+    Unsigned as in the vendor's codec: a counter only counts up. An older value below zero means the
+    counter wrapped or was reset; it is kept (negative) rather than guessed.
+    """
 
     def read(p: bytes) -> dict[str, Any]:
         if len(p) % 2:
-            raise _FrameError(f"{len(p) - 6} history bytes is not a whole number of int16 differences")
+            raise _FrameError(f"{len(p) - 6} history bytes is not a whole number of uint16 differences")
         counter = _u(p[2:6])
         older: list[int] = []
         for k in range(6, len(p), 2):
-            counter -= int.from_bytes(p[k : k + 2], "big", signed=True)
+            counter -= _u(p[k : k + 2])
             older.append(counter)
         return {f"counter_{channel}": _u(p[2:6]), f"history_{channel}": older}
 
@@ -244,6 +314,42 @@ _PULSE_FRAMES = {
     0x5B: _Frame("data_channel_b", 6, _pulse_history("b"), _PULSE_FLAGS),
     **_CONFIGURATION,
 }
+
+
+def _pulse_frame(p: bytes) -> _Frame | None:
+    return _PULSE_FRAMES.get(p[0])
+
+
+def _nbiot_header(h: bytes) -> dict[str, Any]:
+    return {"imei": h[0:8].hex(), "signal_quality": h[8], "global_frame_counter": _u(h[9:13])}
+
+
+def _decode_pulse_nbiot(payload: bytes) -> DecodeResult:
+    """A PULSE frame, with or without the 13-byte NB-IoT header in front.
+
+    The header is tried first when the first byte is no frame code (an IMEI's first byte rarely is),
+    else the bare frame first; when the first reading fails, the other is tried.
+    """
+    def with_header() -> DecodeResult:
+        result = _decode(payload[NBIOT_HEADER:], _pulse_frame)
+        result.data = {"nbiot": _nbiot_header(payload[:NBIOT_HEADER]), **result.data} if result.ok else {}
+        return result
+
+    def bare() -> DecodeResult:
+        return _decode(payload, _pulse_frame)
+
+    if len(payload) < NBIOT_HEADER + 2:   # too short for a header: a bare frame or nothing
+        return bare()
+    first, second = (bare, with_header) if payload[:1] and payload[0] in _PULSE_FRAMES else (with_header, bare)
+    result = first()
+    if result.ok:
+        return result
+    other = second()
+    return other if other.ok else result
+
+
+def _pulse_normalize(data: dict[str, Any]) -> list[Measurement]:
+    return measurements_from(data, {"counter_a": ("pulse_count", 1)})
 
 
 _PULSE = {"configuration_inconsistency": False}
@@ -270,13 +376,58 @@ PULSE_NBIOT = Decoder(
                 measurements=(("pulse_count", 295),)),
         Example("channel B without history", "5b000000ff00", None,
                 data={"frame": "data_channel_b", "status": _status(0, **_PULSE), "counter_b": 65280, "history_b": []}),
+        Example(
+            # 13-byte header: IMEI 1122334455667788, signal quality 3, global frame counter 0x26 = 38;
+            # then 0x5a, status 0x67 (timestamp, low battery, configured), counter 295, uint16 differences
+            "Pulse 4 NB-IoT channel A with header, history and timestamp (Adeunis' published example)",
+            "1122334455667788030000002 65a67000001270001000200030004 14aba3e9".replace(" ", ""), None,
+            data={"nbiot": {"imei": "1122334455667788", "signal_quality": 3, "global_frame_counter": 38},
+                  "frame": "data_channel_a", "status": _status(3, low_battery=True, configuration_done=True,
+                                                               timestamp=True, **_PULSE),
+                  "timestamp": "2023-12-28T19:22:17Z", "counter_a": 295, "history_a": [294, 292, 289, 285]},
+            measurements=(("pulse_count", 295),)),
+        Example("data frame behind an NB-IoT header", "0351234567890123 1f 000000c8 46 80 0000009f00000002"
+                .replace(" ", ""), None,
+                data={"nbiot": {"imei": "0351234567890123", "signal_quality": 31, "global_frame_counter": 200},
+                      "frame": "data", "status": _status(4, **_PULSE), "counter_a": 159, "counter_b": 2},
+                measurements=(("pulse_count", 159),)),
+        Example(
+            # 0xfff0 = 65520 is a large unsigned difference, not -16 (the vendor's codec reads uint16)
+            "history differences are unsigned", "5a0000010000fff0", None,
+            data={"frame": "data_channel_a", "status": _status(0, **_PULSE), "counter_a": 65536,
+                  "history_a": [16]}),
         Example("one byte", "46", None, errors=("has 1 bytes",)),
+        Example("NB-IoT header with a cut-off frame", "03512345678901231f000000c8468000", None,
+                errors=("frame 0x46 needs 10 bytes, has 3",)),
         Example("cut-off data frame", "46800000009f0000", None, errors=("frame 0x46 needs 10 bytes, has 8",)),
-        Example("odd history length", "5a200000012700", None, errors=("not a whole number of int16",)),
+        Example("odd history length", "5a200000012700", None, errors=("not a whole number of uint16",)),
         Example("TEMP frame code is not a PULSE frame", "43401100f4200000", None, errors=("unknown frame code 0x43",)),
     ),
-    lambda payload, fport: _decode(payload, lambda p: _PULSE_FRAMES.get(p[0])),
-    lambda data: measurements_from(data, {"counter_a": ("pulse_count", 1)}),
+    lambda payload, fport: _decode_pulse_nbiot(payload),
+    _pulse_normalize,
 )
 
-DECODERS = [TEMP, PULSE_NBIOT]
+PULSE = Decoder(
+    _device("pulse", "Pulse 4 (LoRaWAN)", "Two-channel pulse counter for water, gas and energy meters",
+            ("lorawan",)),
+    ("pulse_count",),
+    (
+        Example("channel A with history and timestamp (Adeunis' published example)",
+                "5a67000001270001000200030004 14aba3e9".replace(" ", ""), 1,
+                data={"frame": "data_channel_a", "status": _status(3, low_battery=True, configuration_done=True,
+                                                                   timestamp=True, **_PULSE),
+                      "timestamp": "2023-12-28T19:22:17Z", "counter_a": 295, "history_a": [294, 292, 289, 285]},
+                measurements=(("pulse_count", 295),)),
+        Example("data frame with a timestamp", "46840000009f0000000214aba3e9", 1,
+                data={"frame": "data", "status": _status(4, timestamp=True, **_PULSE),
+                      "timestamp": "2023-12-28T19:22:17Z", "counter_a": 159, "counter_b": 2},
+                measurements=(("pulse_count", 159),)),
+        Example("keep-alive timestamp cut off", "30e41504000300020001000014ab", 1,
+                errors=("frame 0x30 needs 15 bytes, has 14",)),
+        Example("unknown frame code", "43401100f4200000", 1, errors=("unknown frame code 0x43",)),
+    ),
+    lambda payload, fport: _decode(payload, _pulse_frame),
+    _pulse_normalize,
+)
+
+DECODERS = [TEMP, PULSE_NBIOT, PULSE]

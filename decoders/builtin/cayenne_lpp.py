@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from decoders.contract import NUMBER, DecodeResult, DeviceType, Example, Measurement
-from decoders.vocabulary import quantity
+from decoders.contract import NUMBER, DecodeResult, DeviceType, Example, Measurement, measurement
+from decoders.vocabulary import STATE, quantity
 
 DEVICE = DeviceType(
     id="cayenne-lpp",
@@ -120,18 +120,21 @@ _NORMALIZED = {
 
 
 def normalize(data: dict[str, Any]) -> list[Measurement]:
-    """One measurement per channel; several channels may carry the same quantity."""
+    """One measurement per channel; several channels may carry the same quantity.
+
+    LPP gives digital input and presence a 1-bit value in a whole byte: any non-zero byte is state 1.
+    """
     out: list[Measurement] = []
     for key, value in data.items():
         name, _, _channel = key.rpartition("_")
         if name == "gps" and isinstance(value, dict):
             for part in ("latitude", "longitude", "altitude"):
                 if isinstance(value.get(part), NUMBER):
-                    out.append(Measurement(part, quantity(part).unit, value[part]))
+                    out.append(measurement(part, value[part]))
             continue
         target = _NORMALIZED.get(name)
         if target is not None and isinstance(value, NUMBER):
-            out.append(Measurement(target, quantity(target).unit, value))
+            out.append(measurement(target, int(value != 0) if quantity(target).kind == STATE else value))
     return out
 
 

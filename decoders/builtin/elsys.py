@@ -114,9 +114,19 @@ _NORMALIZED = {
 
 
 def normalize(data: dict[str, Any]) -> list[Measurement]:
-    out = measurements_from(data, _NORMALIZED)
-    # Elsys reports occupancy 0 free, 1 pending, 2 occupied: the vocabulary's is 0/1.
-    return [Measurement(m.name, m.unit, int(m.value == 2)) if m.name == "occupancy" else m for m in out]
+    """Elsys' native fields as vocabulary measurements; states from their documented values.
+
+    * occupancy (0x11): 0 free, 1 pending (motion seen, not yet occupied), 2 occupied: occupied is 1.
+    * water leak (0x12): a level 0-255, 0 dry (the EMS reports e.g. 17): any other level is a leak.
+    * digital input (0x0D): documented as 1 or 0: any other value is read as 1 (input high).
+    The raw values stay in ``data`` under Elsys' names, comparable with Elsys' own decoder.
+    """
+    states = {key: int(data[key] == 2 if key == "occupancy" else data[key] != 0)
+              for key in _STATES if isinstance(data.get(key), int)}
+    return measurements_from({**data, **states} if states else data, _NORMALIZED)
+
+
+_STATES = ("occupancy", "waterleak", "digital")
 
 
 EXAMPLES = (
@@ -142,6 +152,32 @@ EXAMPLES = (
         data={"externalTemperature": 25.0, "waterleak": 1, "occupancy": 2},
         measurements=(("temperature_external", 25.0), ("leak", 1), ("occupancy", 1)),
     ),
+    Example(
+        # 12 11: water leak level 17 is a leak (state 1, not 17); 0a 1101 then 0a 2111: pulse1, the last wins
+        "EMS: temperature, humidity, accelerometer, water leak, pulses (Elsys' published example)",
+        "0100e2022903012705 0a1101 1211 0a2111".replace(" ", ""),
+        1,
+        data={"temperature": 22.6, "humidity": 41, "x": 1, "y": 39, "z": 5, "pulse1": 8465, "waterleak": 17},
+        measurements=(("temperature", 22.6), ("humidity", 41.0), ("leak", 1)),
+    ),
+    Example(
+        "EMS Door: accelerometer, relative and absolute pulses (Elsys' published example)",
+        "03012705 0a1101 0b000a0011".replace(" ", ""),
+        1,
+        data={"x": 1, "y": 39, "z": 5, "pulse1": 4353, "pulseAbs": 655377},
+        measurements=(("pulse_count", 655377),),
+    ),
+    Example(
+        "ERS Sound: temperature, humidity, light, motion, sound peak and average (Elsys' published example)",
+        "0100e20229040027050615 0101".replace(" ", ""),
+        1,
+        data={"temperature": 22.6, "humidity": 41, "light": 39, "motion": 6, "soundPeak": 1, "soundAvg": 1},
+        measurements=(("temperature", 22.6), ("illuminance", 39.0), ("motion", 6), ("noise", 1.0)),
+    ),
+    Example("dry water leak sensor, digital input high (0x01) and low", "1200 0d01".replace(" ", ""), 1,
+            data={"waterleak": 0, "digital": 1}, measurements=(("leak", 0), ("door_open", 1))),
+    Example("occupancy pending (1) is not occupied", "1101", 1, data={"occupancy": 1},
+            measurements=(("occupancy", 0),)),
     Example("empty frame", "", 5, errors=("empty payload",)),
     Example("unknown field type", "01011799", 5, errors=("unknown field type 0x99",)),
     Example("cut-off field", "010117 0601".replace(" ", ""), 5, errors=("needs 2 bytes",)),

@@ -21,6 +21,8 @@ from decoders.builtin.milesight import (
     _device,
     _history,
     _int,
+    _state,
+    state_value,
 )
 from decoders.catalog import Decoder
 from decoders.contract import DeviceType, Example
@@ -50,6 +52,8 @@ def _model(device: DeviceType, fields: Fields, normalized: Mapping[str, tuple[st
 
 
 _ALARMS = {0: "threshold alarm release", 1: "threshold alarm", 2: "mutation alarm"}
+# The vendor's codec compares the signed temperature with 0xffff, which never matches: its 0xffff reads
+# as -0.1 °C. Ours reports the documented "collection failed" (as the vendor's own history branch does).
 _SMTC_TEMPERATURE = _checked("temperature", 10, signed=True)
 _MOISTURE = _checked("moisture", 100)
 _EC = _checked("ec")
@@ -94,7 +98,10 @@ EM500_SMTC = _model(
         Example("cut-off EC", "057ff0", 85, errors=("channel 0x05 type 0x7f at byte 0 needs 2 bytes, has 1",)),
         Example("older firmware: moisture in 0.5 % steps", "046865 057ff000".replace(" ", ""), 85,
                 data={"moisture": 50.5, "ec": 240}, measurements=(("soil_moisture", 50.5),)),
-        Example("distance is not an EM500-SMTC channel", "0382e803", 85, errors=("unknown channel 0x03 type 0x82",)),
+        Example("distance is not an EM500-SMTC channel: skipped, EC kept", "0382e803 057ff000".replace(" ", ""), 85,
+                data={"ec": 240}),
+        Example("history record of another model's length stops the walk", "057ff000 20ce00f15365f000", 85,
+                errors=("channel 0x20 type 0xce at byte 4 needs 10 bytes, has 6",)),
     ),
 )
 
@@ -102,8 +109,8 @@ WS301 = _model(
     _device("ws301", "WS301", "Magnetic door / window contact with tamper detection"),
     {
         **_SERIAL_6,
-        (0x03, 0x00): (1, lambda b: {"magnet_status": b[0]}),  # 0 closed, 1 open
-        (0x04, 0x00): (1, lambda b: {"tamper_status": b[0]}),  # 0 installed, 1 removed
+        (0x03, 0x00): (1, _state("magnet_status")),  # 0 closed, 1 open
+        (0x04, 0x00): (1, _state("tamper_status")),  # 0 installed, 1 removed
     },
     {"battery": ("battery", 1), "magnet_status": ("door_open", 1)},
     (
@@ -113,6 +120,14 @@ WS301 = _model(
         Example("door closed, removed from its mount", "030000 040001".replace(" ", ""), 85,
                 data={"magnet_status": 0, "tamper_status": 1}, measurements=(("door_open", 0),)),
         Example("6-byte serial number", "ff08 6136d1932460".replace(" ", ""), 85, data={"sn": "6136d1932460"}),
+        Example("undocumented magnet byte 0xc0 is open, never 192", "0300c0", 85, data={"magnet_status": 1},
+                measurements=(("door_open", 1),)),
+        # The vendor's README prints "installed" for 040001, against its own table and codec (1: uninstalled).
+        Example("battery, open, removed (vendor sample)", "017564 030001 040001".replace(" ", ""), 85,
+                data={"battery": 100, "magnet_status": 1, "tamper_status": 1},
+                measurements=(("battery", 100), ("door_open", 1))),
+        Example("battery, open, installed (vendor codec sample)", "01755D030001040000", 85,
+                data={"battery": 93, "magnet_status": 1, "tamper_status": 0}),
         Example("temperature is not a WS301 channel", "03671901", 85, errors=("unknown channel 0x03 type 0x67",)),
     ),
 )
@@ -122,9 +137,9 @@ EM300_SLD = _model(
     {
         **_TEMPERATURE,
         **_HUMIDITY,
-        (0x05, 0x00): (1, lambda b: {"leakage_status": b[0]}),  # 0 normal, 1 leak
+        (0x05, 0x00): (1, _state("leakage_status")),  # 0 normal, 1 leak
         _HISTORY: (8, _history(lambda b: {"temperature": _int(b[0:2], True) / 10, "humidity": b[2] / 2,
-                                          "leakage_status": b[3]})),
+                                          **state_value("leakage_status", b[3])})),
     },
     {"battery": ("battery", 1), "temperature": ("temperature", 1), "humidity": ("humidity", 1),
      "leakage_status": ("leak", 1)},
@@ -134,6 +149,11 @@ EM300_SLD = _model(
                 data={"battery": 92, "temperature": 30.8, "humidity": 50.5, "leakage_status": 0},
                 measurements=(("battery", 92), ("temperature", 30.8), ("humidity", 50.5), ("leak", 0))),
         Example("leak", "050001", 85, data={"leakage_status": 1}, measurements=(("leak", 1),)),
+        Example("undocumented leak byte 0x11 is a leak, never 17", "050011", 85, data={"leakage_status": 1},
+                measurements=(("leak", 1),)),
+        Example("undocumented leak byte in a historical record", "20ce9e74466310015d11", 85,
+                data={"history": [{"timestamp": 1665561758, "temperature": 27.2, "humidity": 46.5,
+                                   "leakage_status": 1}]}),
         Example("historical record with leak (vendor sample)", "20ce9e74466310015d01", 85,
                 data={"history": [{"timestamp": 1665561758, "temperature": 27.2, "humidity": 46.5,
                                    "leakage_status": 1}]}),
@@ -145,8 +165,8 @@ WS202 = _model(
     _device("ws202", "WS202", "PIR motion sensor with daylight detection"),
     {
         **_SERIAL_6,
-        (0x03, 0x00): (1, lambda b: {"pir": b[0]}),  # 0 normal, 1 triggered
-        (0x04, 0x00): (1, lambda b: {"daylight": b[0]}),  # 0 dim, 1 bright
+        (0x03, 0x00): (1, _state("pir")),  # 0 normal, 1 triggered
+        (0x04, 0x00): (1, _state("daylight")),  # 0 dim, 1 bright
     },
     {"battery": ("battery", 1), "pir": ("motion", 1)},
     (
@@ -156,6 +176,10 @@ WS202 = _model(
         Example("no motion, bright", "030000 040001".replace(" ", ""), 85,
                 data={"pir": 0, "daylight": 1}, measurements=(("motion", 0),)),
         Example("humidity is not a WS202 channel", "046865", 85, errors=("unknown channel 0x04 type 0x68",)),
+        Example("battery, motion, dark (vendor codec sample)", "01755C030001040000", 85,
+                data={"battery": 92, "pir": 1, "daylight": 0}),
+        Example("undocumented PIR byte is motion, never 255", "0300ff", 85, data={"pir": 1},
+                measurements=(("motion", 1),)),
     ),
 )
 

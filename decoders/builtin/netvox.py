@@ -8,6 +8,10 @@ device repository. Big-endian values; frames are 11 bytes.
   0x01 the status report: battery in 0.1 V with bit 7 set for low battery, then model fields.
 * fPort 7, configuration answers: command 0x81 (ConfigReportRsp, status 0 = success) or 0x82
   (ReadConfigReportRsp: min and max report time in s, battery change in 0.1 V, model thresholds).
+* fPort 14, global calibration answers (Netvox' R718B codec): 0x81 SetGlobalCalibrateRsp (sensor
+  type, channel, status), 0x82 GetGlobalCalibrateRsp (sensor type, channel, uint16 multiplier,
+  uint16 divisor, int16 offset: reading * multiplier / divisor + offset), 0x83 ClearGlobalCalibrateRsp
+  (status). Byte 1 is the sensor type here, not the device type. Device configuration, never measurements.
 """
 
 from __future__ import annotations
@@ -71,16 +75,36 @@ def _configuration(payload: bytes, model: _Model) -> DecodeResult:
     return DecodeResult(errors=[f"unknown configuration command 0x{command:02x}"])
 
 
-_PORTS: dict[int, Callable[[bytes, _Model], DecodeResult]] = {6: _report, 7: _configuration}
+_SENSOR_TYPES = {1: "temperature", 2: "humidity"}
+
+
+def _calibration(payload: bytes, model: _Model) -> DecodeResult:
+    """A global calibration answer: how the device corrects its own readings (configuration, not a reading)."""
+    command = payload[0]
+    data: dict[str, Any] = {"device": model.name}
+    if command == 0x83:
+        return DecodeResult(data={**data, "command": "clear_global_calibrate_response", "success": payload[1] == 0})
+    if command not in (0x81, 0x82):
+        return DecodeResult(errors=[f"unknown calibration command 0x{command:02x}"])
+    data.update(sensor=_SENSOR_TYPES.get(payload[1], f"unknown {payload[1]}"), channel=payload[2] + 1)
+    if command == 0x81:
+        return DecodeResult(data={**data, "command": "set_global_calibrate_response", "success": payload[3] == 0})
+    return DecodeResult(data={**data, "command": "get_global_calibrate_response", "multiplier": _u(payload[3:5]),
+                              "divisor": _u(payload[5:7]), "offset": _s(payload[7:9])})
+
+
+_PORTS: dict[int, Callable[[bytes, _Model], DecodeResult]] = {6: _report, 7: _configuration, 14: _calibration}
+_CALIBRATION_PORT = 14
 
 
 def _decode(payload: bytes, fport: int | None, model: _Model) -> DecodeResult:
     handle = _PORTS.get(fport) if fport is not None else None
     if handle is None:
-        return DecodeResult(errors=[f"unsupported fPort {fport}: Netvox reports on 6, configuration answers on 7"])
+        return DecodeResult(errors=[f"unsupported fPort {fport}: Netvox reports on 6, configuration answers on 7, "
+                                    "calibration answers on 14"])
     if len(payload) < FRAME_SIZE:
         return DecodeResult(errors=[f"frame needs {FRAME_SIZE} bytes, has {len(payload)}"])
-    if payload[1] != model.device_type:
+    if fport != _CALIBRATION_PORT and payload[1] != model.device_type:
         other = _NAMES.get(payload[1], "an unknown model")
         return DecodeResult(errors=[f"device type 0x{payload[1]:02x} is {other}, not {model.name}"])
     return handle(payload, model)
@@ -104,6 +128,9 @@ def _decoder(model: _Model, slug: str, description: str, examples: tuple[Example
         Example("short frame", f"01{t}0124", 6, errors=("frame needs 11 bytes, has 4",)),
         Example("unknown report type", f"01{t}05" + "00" * 8, 6, errors=("unknown report type 0x05",)),
         Example("unknown configuration command", f"7f{t}" + "00" * 9, 7, errors=("unknown configuration command",)),
+        Example("unknown calibration command", "7f01" + "00" * 9, 14, errors=("unknown calibration command 0x7f",)),
+        Example("calibration cleared (fPort 14)", "8300" + "00" * 9, 14,
+                data={"device": model.name, "command": "clear_global_calibrate_response", "success": True}),
         Example("wrong fPort", f"01{t}0124" + "00" * 7, 1, errors=("unsupported fPort 1",)),
     )
     return Decoder(device, measurements, (*examples, *common),
@@ -150,6 +177,15 @@ R718B = _decoder(
         Example("report configuration (vendor sample)", "8295038407080100050000", 7,
                 data={"device": "R718B", "command": "read_config_report_response", "min_time": 900,
                       "max_time": 1800, "battery_change": 0.1, "temperature_change": 0.5}),
+        Example(
+            # temperature sensor, channel 0 -> 1; multiplier 1, divisor 1, offset 0xfffb = -5 (tenths, as set)
+            "global calibration read back (fPort 14)", "820100000100 01fffb0000".replace(" ", ""), 14,
+            data={"device": "R718B", "command": "get_global_calibrate_response", "sensor": "temperature",
+                  "channel": 1, "multiplier": 1, "divisor": 1, "offset": -5}),
+        Example("global calibration set: failure (fPort 14)", "8101000100000000000000", 14,
+                data={"device": "R718B", "command": "set_global_calibrate_response", "sensor": "temperature",
+                      "channel": 1, "success": False}),
+        Example("calibration answer cut off (fPort 14)", "820100000100", 14, errors=("frame needs 11 bytes, has 6",)),
     ),
 )
 

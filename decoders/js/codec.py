@@ -31,13 +31,13 @@ from typing import Any
 
 from decoders.contract import DecodeResult
 from decoders.js.dialects import (
-    ENCODE_FUNCTION,
-    UPLINK_FUNCTION,
     Call,
     Dialect,
     encode_call,
+    encode_function,
     resolve_dialect,
     uplink_call,
+    uplink_function,
     uplink_input,
 )
 from decoders.js.engine import Engine, EngineFailure, JsCompileError
@@ -106,6 +106,8 @@ class JsCodec:
         engine = self._build()
         self.functions: frozenset[str] = engine.functions
         self.dialect: Dialect = resolve_dialect(dialect, engine.functions)
+        self.uplink_function = uplink_function(self.dialect, engine.functions)
+        self.encode_function = encode_function(self.dialect, engine.functions)
         self._contexts().shared = engine
 
     @property
@@ -114,7 +116,7 @@ class JsCodec:
 
     @property
     def can_encode(self) -> bool:
-        return ENCODE_FUNCTION.get(self.dialect, "") in self.functions
+        return self.encode_function is not None and self.encode_function in self.functions
 
     def decode(
         self,
@@ -150,12 +152,13 @@ class JsCodec:
         os2iot_args = None
         if self.dialect is Dialect.OS2IOT:
             try:
-                os2iot_args = (os2iot_payload(payload, fport, moment, event, device), os2iot_metadata(device))
+                os2iot_args = (os2iot_payload(payload, fport, moment, event, device), os2iot_metadata(device, event))
             except Exception as exc:  # a malformed event or device record is this message's error
                 errors = [f"cannot build the OS2iot arguments: {type(exc).__name__}: {exc}"]
                 return DecodeResult(errors=errors), None
-        wanted = normalize and self.has_normalize and UPLINK_FUNCTION[self.dialect] == "decodeUplink"
-        call = uplink_call(self.dialect, payload, fport, _millis(moment), variables, os2iot_args, wanted)
+        wanted = normalize and self.has_normalize and self.uplink_function == "decodeUplink"
+        call = uplink_call(self.dialect, payload, fport, _millis(moment), variables, os2iot_args, wanted,
+                           self.uplink_function)
         outcome = self._run(call, isolation_key)
         result = decode_result(call.function, outcome)
         if not wanted or not result.ok:
@@ -182,12 +185,13 @@ class JsCodec:
         self, data: Mapping[str, Any], *, fport: int | None = None, variables: Mapping[str, str] | None = None
     ) -> EncodeResult:
         """Encode a downlink command; the result's ``fport`` is the codec's choice, else ``fport``."""
-        function = ENCODE_FUNCTION.get(self.dialect)
+        function = self.encode_function
         if function is None or function not in self.functions:
             return EncodeResult(errors=["the codec defines no downlink encoder"])
         if self.dialect is Dialect.CHIRPSTACK_V3 and fport is None:
             return EncodeResult(errors=["ChirpStack v3 Encode() needs an fPort"])
-        return encode_result(function, self._run(encode_call(self.dialect, data, fport, variables), None), fport)
+        call = encode_call(self.dialect, data, fport, variables, function)
+        return encode_result(function, self._run(call, None), fport)
 
     def call(
         self, function: str, *args: Any, recv_time: datetime | None = None, isolation_key: str | None = None

@@ -2,7 +2,10 @@
 
 * ``ttn`` (The Things Stack, LoRa Alliance TS013): ``decodeUplink({bytes, fPort, recvTime})`` returning
   ``{data, warnings?, errors?}``; optional ``normalizeUplink({data})``, ``encodeDownlink({data})``,
-  ``decodeDownlink({bytes, fPort})``.
+  ``decodeDownlink({bytes, fPort})``. A script without ``decodeUplink`` may define The Things Network
+  v2's ``Decoder(bytes, fPort)`` instead, which The Things Stack still calls (its uplink wrapper falls
+  back to ``{data: Decoder(bytes, fPort)}``, without ``recvTime`` and without ``normalizeUplink``), and
+  likewise ``Encoder(data, fPort)`` for ``{bytes: Encoder(data, fPort), fPort}``; so do we.
 * ``chirpstack-v4``: the same functions, with ``variables`` (the device's variables) in every input.
   Scripts cannot be told apart from TTN ones, so detection says ``ttn`` and the caller (an importer
   of ChirpStack's repository, a device profile) names ``chirpstack-v4``.
@@ -46,14 +49,41 @@ ENCODE_FUNCTION: Mapping[Dialect, str] = {
 }
 
 
+LEGACY_TTN: Mapping[str, str] = {"decodeUplink": "Decoder", "encodeDownlink": "Encoder"}
+"""The Things Network v2 functions The Things Stack falls back to when the TS013 one is missing."""
+
+
+def ttn_function(routine: str, functions: Collection[str]) -> str:
+    """The function that serves a TTN ``routine``: itself, else its TTN v2 fallback when the script has it."""
+    legacy = LEGACY_TTN.get(routine)
+    return legacy if routine not in functions and legacy is not None and legacy in functions else routine
+
+
+def uplink_function(dialect: Dialect, functions: Collection[str]) -> str:
+    """The function a codec of ``dialect`` decodes uplinks with (TTN: ``Decoder`` when it lacks decodeUplink)."""
+    if dialect is Dialect.TTN:
+        return ttn_function("decodeUplink", functions)
+    return UPLINK_FUNCTION[dialect]
+
+
+def encode_function(dialect: Dialect, functions: Collection[str]) -> str | None:
+    """The function a codec of ``dialect`` encodes downlinks with, if the dialect has one."""
+    if dialect is Dialect.TTN:
+        return ttn_function("encodeDownlink", functions)
+    return ENCODE_FUNCTION.get(dialect)
+
+
 def detect_dialect(functions: Collection[str]) -> Dialect | None:
-    """The dialect a script speaks, from the entry functions it defines (``decodeUplink`` wins)."""
+    """The dialect a script speaks, from the entry functions it defines (``decodeUplink`` wins; TTN v2's
+    ``Decoder`` counts last, as scripts written for several platforms often define it beside the others)."""
     if "decodeUplink" in functions:
         return Dialect.TTN
     if "Decode" in functions:
         return Dialect.CHIRPSTACK_V3
     if "decode" in functions:
         return Dialect.OS2IOT
+    if "Decoder" in functions:
+        return Dialect.TTN
     return None
 
 
@@ -62,15 +92,16 @@ def resolve_dialect(requested: Dialect | str | None, functions: Collection[str])
     if requested is None:
         found = detect_dialect(functions)
         if found is None:
-            raise JsCompileError("the codec defines none of decodeUplink(), Decode() or decode()")
+            raise JsCompileError("the codec defines none of decodeUplink(), Decode(), decode() or TTN v2's Decoder()")
         return found
     try:
         dialect = Dialect(requested)
     except ValueError:
         known = ", ".join(d.value for d in Dialect)
         raise JsCompileError(f"unknown dialect {requested!r} (known: {known})") from None
-    if UPLINK_FUNCTION[dialect] not in functions:
-        raise JsCompileError(f"a {dialect.value} codec must define {UPLINK_FUNCTION[dialect]}()")
+    if uplink_function(dialect, functions) not in functions:
+        also = " (or TTN v2's Decoder())" if dialect is Dialect.TTN else ""
+        raise JsCompileError(f"a {dialect.value} codec must define {UPLINK_FUNCTION[dialect]}(){also}")
     return dialect
 
 
@@ -111,9 +142,13 @@ def uplink_call(
     variables: Mapping[str, str] | None = None,
     os2iot_args: tuple[dict[str, Any], dict[str, Any]] | None = None,
     normalize: bool = False,
+    function: str | None = None,
 ) -> Call:
     """The call that decodes an uplink in ``dialect``; OS2iot takes its prepared (payload, metadata).
-    ``normalize``: a TTN/ChirpStack v4 call also runs ``normalizeUplink`` on the decoded data."""
+    ``normalize``: a TTN/ChirpStack v4 call also runs ``normalizeUplink`` on the decoded data.
+    ``function``: ``"Decoder"`` for a TTN codec that only has TTN v2's (see :func:`uplink_function`)."""
+    if function == "Decoder":
+        return Call("Decoder", (list(payload), fport))
     if dialect is Dialect.CHIRPSTACK_V3:
         return Call("Decode", (fport, list(payload), dict(variables or {})))
     if dialect is Dialect.OS2IOT:
@@ -126,9 +161,13 @@ def uplink_call(
 
 
 def encode_call(
-    dialect: Dialect, data: Mapping[str, Any], fport: int | None, variables: Mapping[str, str] | None
+    dialect: Dialect, data: Mapping[str, Any], fport: int | None, variables: Mapping[str, str] | None,
+    function: str | None = None,
 ) -> Call:
-    """The call that encodes a downlink; ChirpStack v3's ``Encode`` takes the fPort as its first argument."""
+    """The call that encodes a downlink; ChirpStack v3's ``Encode`` takes the fPort as its first argument,
+    TTN v2's ``Encoder`` (``function="Encoder"``) takes it second."""
+    if function == "Encoder":
+        return Call("Encoder", (dict(data), fport))
     if dialect is Dialect.CHIRPSTACK_V3:
         return Call("Encode", (fport, dict(data), dict(variables or {})))
     body: dict[str, Any] = {"data": dict(data)}

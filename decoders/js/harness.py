@@ -43,7 +43,7 @@ import json
 from typing import Any
 
 ENTRY_FUNCTIONS = ("decodeUplink", "normalizeUplink", "encodeDownlink", "decodeDownlink", "Decode", "Encode",
-                   "decode")
+                   "decode", "Decoder", "Encoder")
 """The functions a codec may define; the factory hands back those it defines."""
 
 _FACTORY_OPEN = "(function () { "

@@ -4,10 +4,22 @@
 still read added next to the v4 ones (``devEUI``, ``deviceName``, ``applicationID``,
 ``rxInfo[i].time``, ``rxInfo[i].gatewayID``, ``rxInfo[i].loRaSNR``), or, for generic HTTP devices, the
 body they posted. ``metadata`` is shaped like OS2iot's device record, but only from an allow-list:
-``id``, ``name``, ``type``, ``deviceEUI``, ``location`` (a GeoJSON Point), ``commentOnLocation``,
-``metadata`` (a JSON *string*: decoders call ``JSON.parse`` on it) and
-``lorawanSettings.deviceStatusBattery``/``deviceStatusMargin``. Keys, contacts and anything else in
-the device mapping never reach a decoder.
+``id``, ``name``, ``type`` (OS2iot's ``LORAWAN``, ``GENERIC_HTTP``, ...), ``deviceEUI``, ``location``
+(a GeoJSON Point), ``commentOnLocation``, ``metadata`` (a JSON *string*: decoders call ``JSON.parse`` on
+it), ``deviceProfileName`` and, for a LoRaWAN device, ``lorawanSettings``.
+
+``lorawanSettings`` follows OS2iot's ``enrichLoRaWANDevice`` (OS2iot/OS2iot-backend,
+``chirpstack-device.service.ts``), which fills it from ChirpStack's device and its last device status
+for every LoRaWAN device whose decoder mentions it: ``devEUI``, ``deviceProfileID``, ``isDisabled``,
+``deviceStatusBattery`` (ChirpStack's battery level, a percentage) and ``deviceStatusMargin`` (the
+link margin, dB), plus ``skipFCntCheck``/``activationType`` when the device record gives them. It is
+always there for a LoRaWAN device, so ``metadata.lorawanSettings.deviceStatusBattery`` never throws;
+a value we do not know is left out (undefined, as OS2iot gives it before the first status). The keys
+OS2iot also puts there (``OTAAapplicationKey``, the session keys) never reach a decoder here, and
+``isDisabled`` is false: ChirpStack drops a disabled device's uplinks, so a decoded one is enabled.
+
+:func:`sample_uplink_event` and :data:`SAMPLE_DEVICE` stand in for a real event and device where
+there is none (``iotd decode --js``, trials), so typical decoders that read ``rxInfo[0]`` can be tried.
 """
 
 from __future__ import annotations
@@ -73,20 +85,86 @@ def os2iot_payload(
     return out
 
 
+SAMPLE_DEV_EUI = "0000000000000001"
+SAMPLE_DEVICE: Mapping[str, Any] = {"name": "trial device", "type": "lorawan", "dev_eui": SAMPLE_DEV_EUI}
+"""The device of a trial: a LoRaWAN device, so decoders get their ``lorawanSettings``."""
+
+
+def sample_uplink_event(payload: bytes, fport: int | None, recv_time: datetime) -> dict[str, Any]:
+    """A plausible ChirpStack v4 uplink event for ``payload``: one gateway in ``rxInfo`` (RSSI -80 dBm, SNR
+    7.5 dB), EU868 at 868.1 MHz, SF7/125 kHz, frame counter 1; the names say it is a trial."""
+    when = recv_time.isoformat().replace("+00:00", "Z")
+    return {
+        "deduplicationId": "00000000-0000-4000-8000-000000000001",
+        "time": when,
+        "deviceInfo": {
+            "tenantId": "00000000-0000-4000-8000-000000000002", "tenantName": "trial",
+            "applicationId": "00000000-0000-4000-8000-000000000003", "applicationName": "trial",
+            "deviceProfileId": "00000000-0000-4000-8000-000000000004", "deviceProfileName": "trial profile",
+            "deviceName": SAMPLE_DEVICE["name"], "devEui": SAMPLE_DEV_EUI, "deviceClassEnabled": "CLASS_A",
+            "tags": {},
+        },
+        "devAddr": "01000001",
+        "adr": True,
+        "dr": 5,
+        "fCnt": 1,
+        "fPort": fport,
+        "confirmed": False,
+        "data": base64.b64encode(payload).decode(),
+        "rxInfo": [{
+            "gatewayId": "0000000000000001", "uplinkId": 1, "gwTime": when, "nsTime": when, "rssi": -80,
+            "snr": 7.5, "channel": 0, "rfChain": 0, "context": "AAAAAQ==",
+            "metadata": {"region_config_id": "eu868", "region_common_name": "EU868"}, "crcStatus": "CRC_OK",
+        }],
+        "txInfo": {"frequency": 868100000,
+                   "modulation": {"lora": {"bandwidth": 125000, "spreadingFactor": 7, "codeRate": "CR_4_5"}}},
+    }
+
+
+OS2IOT_TYPES: Mapping[str, str] = {"lorawan": "LORAWAN", "http": "GENERIC_HTTP", "nbiot": "GENERIC_HTTP",
+                                   "mqtt": "MQTT_EXTERNAL_BROKER"}
+"""Our device kinds as OS2iot's ``IoTDeviceType`` (an NB-IoT device reaches OS2iot over generic HTTP)."""
+LORAWAN_SETTINGS = ("devEUI", "deviceProfileID", "skipFCntCheck", "isDisabled", "deviceStatusBattery",
+                    "deviceStatusMargin", "activationType")
+"""What a decoder may see of OS2iot's ``lorawanSettings`` (never its keys)."""
+
+
 def _geojson(location: Any) -> Any:
     if isinstance(location, Mapping) and "type" not in location and "lat" in location and "lon" in location:
         return {"type": "Point", "coordinates": [location["lon"], location["lat"]]}
     return location
 
 
-def os2iot_metadata(device: Mapping[str, Any] | None) -> dict[str, Any]:
-    """OS2iot's device record for a decoder, from our snake_case or OS2iot's camelCase keys."""
+def _device_info(event: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    info = event.get("deviceInfo") if isinstance(event, Mapping) else None
+    return info if isinstance(info, Mapping) else {}
+
+
+def _lorawan_settings(device: Mapping[str, Any], event: Mapping[str, Any] | None) -> dict[str, Any]:
+    given = device.get("lorawanSettings")
+    settings: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
+    info = _device_info(event)
+    out: dict[str, Any] = {key: settings[key] for key in LORAWAN_SETTINGS if settings.get(key) is not None}
+    for name, value in (
+        ("devEUI", _first(device, "deviceEUI", "dev_eui")),
+        ("deviceProfileID", _first(device, "device_profile_id") or info.get("deviceProfileId")),
+        ("isDisabled", False),
+        ("deviceStatusBattery", _first(device, "battery_level", "battery", "device_status_battery")),
+        ("deviceStatusMargin", _first(device, "margin", "device_status_margin")),
+    ):
+        if value is not None:
+            out.setdefault(name, value)
+    return out
+
+
+def os2iot_metadata(device: Mapping[str, Any] | None, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """OS2iot's device record for a decoder, from our snake_case or OS2iot's camelCase keys (and the
+    ChirpStack event's ``deviceInfo`` for the device profile)."""
     device = device or {}
     meta: dict[str, Any] = {}
     for name, keys in (
         ("id", ("id",)),
         ("name", ("name",)),
-        ("type", ("type",)),
         ("deviceEUI", ("deviceEUI", "dev_eui")),
         ("commentOnLocation", ("commentOnLocation", "comment_on_location")),
     ):
@@ -97,12 +175,14 @@ def os2iot_metadata(device: Mapping[str, Any] | None) -> dict[str, Any]:
     meta["location"] = _geojson(location) if location is not None else None
     extra = _first(device, "metadata", "tags")
     meta["metadata"] = extra if isinstance(extra, str) else json.dumps(dict(extra or {}))
-    given = device.get("lorawanSettings")
-    settings: Mapping[str, Any] = given if isinstance(given, Mapping) else {}
-    battery = _first(settings, "deviceStatusBattery")
-    battery = battery if battery is not None else _first(device, "battery", "device_status_battery")
-    margin = _first(settings, "deviceStatusMargin")
-    margin = margin if margin is not None else _first(device, "margin", "device_status_margin")
-    if battery is not None or margin is not None:
-        meta["lorawanSettings"] = {"deviceStatusBattery": battery, "deviceStatusMargin": margin}
+    kind = _first(device, "type", "kind")
+    if kind is not None:
+        meta["type"] = OS2IOT_TYPES.get(str(kind), str(kind))
+    profile = _first(device, "deviceProfileName", "device_profile_name") or _device_info(event).get("deviceProfileName")
+    if profile is not None:
+        meta["deviceProfileName"] = profile
+    lorawan = meta.get("type") == "LORAWAN" or (kind is None and (meta.get("deviceEUI") is not None or isinstance(
+        device.get("lorawanSettings"), Mapping)))
+    if lorawan:
+        meta["lorawanSettings"] = _lorawan_settings(device, event)
     return meta

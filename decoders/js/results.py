@@ -5,7 +5,8 @@ when the function returned ``undefined``. Shapes per dialect:
 
 * ``decodeUplink``/``decodeDownlink``: an object with ``data`` (an object), optional ``warnings`` and
   ``errors`` (lists of strings); non-empty ``errors`` means failure, even when ``data`` came too.
-* ``Decode`` (ChirpStack v3): the data object itself.
+* ``Decode`` (ChirpStack v3) and ``Decoder`` (TTN v2, which The Things Stack wraps as ``{data: ...}``): the
+  data object itself.
 * ``decode`` (OS2iot): an object (an NGSI-LD entity, a flat object, the event with ``data`` replaced)
   becomes ``data``; an array (a list of entities) becomes ``{"items": [...]}``; ``undefined``, ``null``
   and ``false`` (what decoders return for frames they do not handle) are errors, not silent drops.
@@ -142,11 +143,11 @@ def decode_result(function: str, outcome: CallOutcome) -> DecodeResult:
     value = outcome.value
     if function == "decode":
         return _os2iot_result(value, outcome.returned, console)
-    if function == "Decode":
+    if function in ("Decode", "Decoder"):
         if isinstance(value, dict):
             return DecodeResult(data=value, warnings=console)
         return DecodeResult(
-            warnings=console, errors=[f"Decode() returned {shape_of(value, outcome.returned)}, not an object"]
+            warnings=console, errors=[f"{function}() returned {shape_of(value, outcome.returned)}, not an object"]
         )
     if not isinstance(value, dict):
         return DecodeResult(
@@ -200,13 +201,14 @@ def normalize_result(outcome: CallOutcome) -> NormalizeResult:
 
 
 def encode_result(function: str, outcome: CallOutcome, fport: int | None) -> EncodeResult:
-    """Map ``encodeDownlink``'s ``{bytes, fPort?, errors?}`` or v3 ``Encode``'s byte array to bytes."""
+    """Map ``encodeDownlink``'s ``{bytes, fPort?, errors?}`` or the byte array of ChirpStack v3's ``Encode`` or
+    TTN v2's ``Encoder`` to bytes."""
     console = _console(outcome)
     if outcome.error is not None:
         return EncodeResult(warnings=console, errors=[outcome.error])
     value = outcome.value
     warnings = console
-    if function == "Encode":
+    if function in ("Encode", "Encoder"):  # the bytes themselves (ChirpStack v3, TTN v2)
         raw = value
     elif isinstance(value, dict):
         errors, warnings = strings(value.get("errors")), strings(value.get("warnings")) + console

@@ -34,16 +34,31 @@ class CodecSpec:
 
 @dataclass(frozen=True, slots=True)
 class CodecReport:
-    """How a codec fared on its examples; ``messages`` name each failure (and a compile error)."""
+    """How a codec fared on its examples; ``messages`` name each failure (and a compile error), ``warnings``
+    each example whose ``normalizedOutput`` differs (counted apart in ``normalized_mismatches``: the decoded
+    output matched, so the codec still passes)."""
 
     key: str
     passed: int
     failed: int
     messages: tuple[str, ...] = ()
+    normalized_mismatches: int = 0
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
+        """No example failed (an untested codec is ok, but not :attr:`tested`)."""
         return self.failed == 0
+
+    @property
+    def tested(self) -> bool:
+        """Some example ran: a codec that has none compiled, and that is all that is known of it."""
+        return self.passed + self.failed > 0
+
+    @property
+    def status(self) -> str:
+        """``PASS``, ``FAIL`` or ``UNTESTED`` (compiles, but has no example to run)."""
+        return "FAIL" if not self.ok else "PASS" if self.tested else "UNTESTED"
 
 
 def run_codec_examples(spec: CodecSpec, limits: Limits | None = None) -> CodecReport:
@@ -55,10 +70,12 @@ def run_codec_examples(spec: CodecSpec, limits: Limits | None = None) -> CodecRe
     except JsCompileError as exc:
         return CodecReport(spec.key, 0, max(1, len(spec.examples)), (f"does not compile: {exc}",))
     outcomes = run_examples(codec, spec.examples)
-    messages = tuple(
-        f"{o.example.routine} {o.example.description or '(no description)'}: {o.message}"
-        for o in outcomes
-        if not o.passed
-    )
+
+    def named(routine: str, description: str, message: str) -> str:
+        return f"{routine} {description or '(no description)'}: {message}"
+
+    messages = tuple(named(o.example.routine, o.example.description, o.message) for o in outcomes if not o.passed)
+    warnings = tuple(named("normalizeUplink", o.example.description, o.normalized_message.removeprefix(
+        "normalizeUplink: ")) for o in outcomes if o.normalized_message)
     passed = sum(1 for o in outcomes if o.passed)
-    return CodecReport(spec.key, passed, len(outcomes) - passed, messages)
+    return CodecReport(spec.key, passed, len(outcomes) - passed, messages, len(warnings), warnings)

@@ -4,13 +4,16 @@ API's trials (in a worker process, ``decoders.js.worker``) and the CLI (in its o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from decoders.contract import DecodeResult, Measurement, preset_measurements
 from decoders.js.codec import JsCodec
+from decoders.js.dialects import Dialect
 from decoders.js.engine import JsCompileError
 from decoders.js.examples import CodecExample, run_examples
 from decoders.js.limits import Limits
+from decoders.js.os2iot import SAMPLE_DEVICE, sample_uplink_event
 from decoders.js.results import NormalizeResult
 from decoders.ttn_normalized import measurements_from_normalized
 
@@ -46,12 +49,17 @@ def decode_measured(codec: JsCodec, payload: bytes, fport: int | None, **context
 
 def try_codec(source: str, dialect: str | None, timeout_ms: int, payload: bytes, fport: int | None,
               variables: dict[str, str]) -> dict[str, Any]:
-    """Compile and decode once, in the calling thread: ``{data, measurements, warnings, errors}``."""
+    """Compile and decode once, in the calling thread: ``{data, measurements, warnings, errors}``. An OS2iot
+    decoder gets a sample ChirpStack event and LoRaWAN device (``decoders.js.os2iot``), there being none."""
     try:
         codec = JsCodec(source, dialect=dialect, limits=Limits(time_ms=timeout_ms))
     except (JsCompileError, ValueError) as exc:
         return {"data": {}, "measurements": [], "warnings": [], "errors": [f"does not compile: {exc}"]}
-    result, measurements = decode_measured(codec, payload, fport, variables=variables)
+    context: dict[str, Any] = {"variables": variables}
+    if codec.dialect is Dialect.OS2IOT:  # it reads the event and the device record: give plausible ones
+        moment = datetime.now(UTC)
+        context.update(event=sample_uplink_event(payload, fport, moment), device=SAMPLE_DEVICE, recv_time=moment)
+    result, measurements = decode_measured(codec, payload, fport, **context)
     return {"data": result.data, "measurements": [m.as_dict() for m in measurements], "warnings": result.warnings,
             "errors": result.errors}
 
@@ -69,8 +77,8 @@ def parse_examples(raw: Sequence[Any]) -> list[CodecExample]:
 
 
 def check_codec(source: str, dialect: str | None, timeout_ms: int, examples: Sequence[Any] = ()) -> dict[str, Any]:
-    """Compile and run the examples: ``{dialect, passed, failures}``, or ``{error}`` when it does not compile
-    (with the line) or an example is malformed."""
+    """Compile and run the examples: ``{dialect, passed, failures, warnings}`` (warnings: ``normalizedOutput``
+    mismatches), or ``{error}`` when it does not compile (with the line) or an example is malformed."""
     try:
         parsed = parse_examples(examples)
     except ValueError as exc:
@@ -83,4 +91,7 @@ def check_codec(source: str, dialect: str | None, timeout_ms: int, examples: Seq
         return {"error": str(exc)}
     outcomes = run_examples(codec, parsed)
     failures = [f"{o.example.description or 'example'}: {o.message}" for o in outcomes if not o.passed]
-    return {"dialect": str(codec.dialect), "passed": sum(o.passed for o in outcomes), "failures": failures}
+    warnings = [f"{o.example.description or 'example'}: {o.normalized_message}" for o in outcomes
+                if o.normalized_message]
+    return {"dialect": str(codec.dialect), "passed": sum(o.passed for o in outcomes), "failures": failures,
+            "warnings": warnings}

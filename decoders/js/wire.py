@@ -8,7 +8,8 @@ Requests (parent → worker), answered in order, one answer per request:
   "b": contexts built}``. ``s`` comes with the first request for a version (the worker keeps the
   newest source per decoder id); ``e``/``d`` only for OS2iot decoders, the one dialect that reads them.
 * ``{"op": "check", "s": [source, dialect, timeout ms], "examples": [...]}`` → ``{"dialect", "passed",
-  "failures"}`` or ``{"error": "the decoder does not compile: ..."}``.
+  "failures", "warnings"}`` (warnings: ``normalizedOutput`` mismatches) or
+  ``{"error": "the decoder does not compile: ..."}``.
 * ``{"op": "try", "s": [...], "p", "f", "v"}`` → ``{"data", "measurements", "warnings", "errors"}``.
 
 The worker's first frame, before any request, is :data:`HELLO`: it is ready (imports done, limits set).

@@ -21,6 +21,15 @@ if ! command -v mosquitto >/dev/null 2>&1; then
   apt_install mosquitto mosquitto-clients
 fi
 
+# curl and jq: the README's command blocks use them, and a test runs those blocks as written.
+missing=""
+for tool in curl jq; do command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"; done
+if [ -n "$missing" ]; then
+  echo "services.sh: installing$missing" >&2
+  # shellcheck disable=SC2086
+  apt_install $missing
+fi
+
 # PostgreSQL: tests use a server on 127.0.0.1:5432 (override with IOTD_TEST_DATABASE_URL).
 pg_ready() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 if [ -z "${IOTD_TEST_DATABASE_URL:-}" ] && ! pg_ready; then

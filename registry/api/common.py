@@ -20,6 +20,10 @@ from registry.api.auth import Principal
 from registry.api.errors import ApiError, not_found
 
 T = TypeVar("T")
+# ids in the OpenAPI examples of the main resources
+EXAMPLE_ORG = "3fa1c2d4-5b6e-4f70-8a91-b2c3d4e5f601"
+EXAMPLE_APP = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+EXAMPLE_CONSUMER = "5e2b7c1a-9d3f-4a6e-8b0c-2d4f6a8b0c1e"
 
 
 class Page(BaseModel, Generic[T]):

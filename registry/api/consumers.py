@@ -18,11 +18,25 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from registry.api.auth import IfMatch, Who
-from registry.api.common import Page, Paging, Stamped, Table, Where, audit_create, audited, changes_of, with_etag
+from registry.api.common import (
+    EXAMPLE_APP,
+    EXAMPLE_CONSUMER,
+    EXAMPLE_ORG,
+    Page,
+    Paging,
+    Stamped,
+    Table,
+    Where,
+    audit_create,
+    audited,
+    changes_of,
+    with_etag,
+)
 from registry.api.consumer_urls import check_target, check_url
 from registry.api.context import ApiContext
 from registry.api.decoders import decoder_usable
 from registry.api.errors import ApiError, not_found
+from registry.api.json_body import JsonBodyRoute
 from registry.api.organizations import require_organization
 from registry.consumer_url import mask_url
 from registry.secrets import new_token
@@ -70,6 +84,13 @@ class ConsumerSettings(BaseModel):
 
 
 class ConsumerIn(ConsumerSettings):
+    """Where messages go: a webhook (``http``) or a broker topic (``mqtt``), in one format."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"organization_id": EXAMPLE_ORG, "name": "climate dept", "kind": "http",
+         "url": "https://dept.example/hook", "format": "native", "secret": "at least 8 characters"},
+        {"organization_id": EXAMPLE_ORG, "name": "city broker", "kind": "mqtt",
+         "url": "mqtts://user:password@broker.example:8883/city/{device}", "format": "senml"}]})
     organization_id: UUID
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["http", "mqtt"]
@@ -101,6 +122,12 @@ class ConsumerPatch(BaseModel):
 
 
 class Consumer(Stamped):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"id": EXAMPLE_CONSUMER, "organization_id": EXAMPLE_ORG, "name": "climate dept",
+         "kind": "http", "url": "https://dept.example/hook", "format": "native", "qos": 1, "batch_size": 1,
+         "batch_wait_ms": 0, "timeout_s": 10.0, "enabled": True, "options": {}, "has_secret": True,
+         "has_headers": False, "created_at": "2026-03-01T09:00:00Z", "updated_at": "2026-03-01T09:00:00Z",
+         "version": 1}]})
     organization_id: UUID
     name: str
     kind: str
@@ -122,7 +149,10 @@ class ConsumerSecret(BaseModel):
 
 
 class SubscriptionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Which messages a consumer gets: by application, device ids, decoder and/or tags (all must match)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"consumer_id": EXAMPLE_CONSUMER, "application_id": EXAMPLE_APP}]})
     consumer_id: UUID
     application_id: UUID | None = None
     device_ids: list[UUID] = Field(default_factory=list, max_length=10_000)
@@ -170,7 +200,7 @@ async def check_targets(conn: asyncpg.Connection, organization_id: str, body: Su
 
 
 def routes(ctx: ApiContext) -> APIRouter:
-    r = APIRouter()
+    r = APIRouter(route_class=JsonBodyRoute)
 
     @r.post("/consumers", status_code=201, response_model=Consumer, tags=["consumers"])
     async def create_consumer(body: ConsumerIn, who: Who, response: Response) -> dict[str, Any]:

@@ -22,10 +22,12 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from decoders import catalog
+from decoders.payload_text import from_hex
 from registry.api.auth import IfMatch, Principal, Who
 from registry.api.common import Page, Paging, audited, check_if_match, with_etag
 from registry.api.context import ApiContext
 from registry.api.errors import ApiError, not_found
+from registry.api.json_body import JsonBodyRoute
 from registry.api.organizations import require_organization
 from registry.js_store import (
     MAX_EXAMPLES,
@@ -137,13 +139,16 @@ def _js(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _payload(body: Payload) -> bytes:
+    if body.payload_hex is not None:
+        try:
+            return from_hex(body.payload_hex)
+        except ValueError as exc:
+            raise ApiError(422, f"payload_hex: {exc}") from None
     try:
-        if body.payload_hex is not None:
-            return bytes.fromhex(body.payload_hex)
         if body.payload_base64 is not None:
             return base64.b64decode(body.payload_base64, validate=True)
     except (ValueError, binascii.Error):
-        raise ApiError(422, "payload_hex must be hex / payload_base64 must be base64") from None
+        raise ApiError(422, "payload_base64 must be base64") from None
     raise ApiError(422, "give payload_hex or payload_base64")
 
 
@@ -186,7 +191,7 @@ def _may_change(who: Principal, row: dict[str, Any]) -> None:
 
 
 def routes(ctx: ApiContext) -> APIRouter:
-    r = APIRouter(tags=["decoders"])
+    r = APIRouter(route_class=JsonBodyRoute, tags=["decoders"])
     trials = TrialRunner()
 
     async def check(who: Principal, source: str, dialect: str | None, timeout_ms: int,
@@ -333,9 +338,9 @@ def routes(ctx: ApiContext) -> APIRouter:
         builtin = catalog.get(decoder_id)
         if builtin is not None:
             result = builtin.decode(_payload(body), body.fport)
-            measurements, error = builtin.normalize(result.data) if result.ok else ([], None)
+            measurements = builtin.measure(result)
             return {"data": result.data, "measurements": [m.as_dict() for m in measurements],
-                    "warnings": result.warnings, "errors": result.errors + ([error] if error else [])}
+                    "warnings": result.warnings, "errors": result.errors}
         async with ctx.pool.acquire() as conn:
             row = await _get_js(conn, who, decoder_id)
         return await try_once(who, row["source"], row["dialect"], row["timeout_ms"], body)

@@ -19,6 +19,7 @@ from registry.api.context import ApiContext
 from registry.api.decoders import decoder_checker
 from registry.api.devices import DEVICES, Kind, check_application
 from registry.api.errors import ApiError
+from registry.api.json_body import JsonBodyRoute
 from registry.device_csv import COLUMNS, MAX_BYTES, MAX_ROWS, CsvFileError, export_rows, parse_rows
 from registry.device_import import import_devices
 
@@ -68,7 +69,7 @@ async def read_text(request: Request) -> str:
 
 
 def routes(ctx: ApiContext) -> APIRouter:
-    r = APIRouter(tags=["devices"])
+    r = APIRouter(route_class=JsonBodyRoute, tags=["devices"])
 
     @r.post("/devices/import", response_model=ImportResult, openapi_extra=_CSV_BODY,
             summary="Create and update devices from a CSV file (idempotent)",

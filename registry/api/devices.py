@@ -1,8 +1,9 @@
 """Devices: LoRaWAN (dev_eui), NB-IoT (imei), generic HTTP and MQTT; their latest message,
 statistics and ingest keys. Secrets (app_key, ingest key) go in, never come out.
 
-Rotating an ingest key and deleting a device answer once this instance's registry cache has the
-change (``registry.api.freshness``): the old key is refused from the moment the answer arrives.
+Creating a device with an ingest key, rotating the key and deleting a device answer once this instance's
+registry cache has the change (``registry.api.freshness``): a new key works, and an old key is refused,
+from the moment the answer arrives.
 """
 
 from __future__ import annotations
@@ -14,13 +15,27 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from registry.api.auth import IfMatch, Principal, Who
-from registry.api.common import Page, Paging, Stamped, Table, Where, audit_create, audited, search_pattern, with_etag
+from registry.api.common import (
+    EXAMPLE_APP,
+    EXAMPLE_ORG,
+    Page,
+    Paging,
+    Stamped,
+    Table,
+    Where,
+    audit_create,
+    audited,
+    search_pattern,
+    with_etag,
+)
 from registry.api.context import ApiContext
 from registry.api.decoders import decoder_usable
 from registry.api.errors import ApiError, not_found
 from registry.api.freshness import applied
+from registry.api.json_body import JsonBodyRoute
 from registry.device_rules import KEYED_KINDS, clean_device
 from registry.secrets import SecretBox, hash_token, new_token
 
@@ -51,6 +66,13 @@ class DeviceFields(BaseModel):
 
 
 class DeviceIn(DeviceFields):
+    """A device to register: ``kind`` says which identifier it needs (lorawan: dev_eui; nbiot: imei)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"application_id": EXAMPLE_APP, "name": "room 1.12", "kind": "lorawan", "dev_eui": "a81758fffe0312ab",
+         "decoder": "elsys", "tags": {"school": "north"}, "interval_s": 600},
+        {"application_id": EXAMPLE_APP, "name": "well 3", "kind": "nbiot", "imei": "490154203237518",
+         "decoder": "cayenne-lpp"}]})
     application_id: UUID
     name: str = Field(min_length=1, max_length=200)
     kind: Kind
@@ -72,7 +94,16 @@ class DevicePatch(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
+_DEVICE_EXAMPLE: JsonDict = {
+    "id": "0b5d2c1e-8f3a-4e6b-9c7d-1a2b3c4d5e6f", "application_id": EXAMPLE_APP, "organization_id": EXAMPLE_ORG,
+    "name": "room 1.12", "kind": "lorawan", "decoder": "elsys", "dev_eui": "a81758fffe0312ab", "join_eui": None,
+    "imei": None, "imsi": None, "tags": {"school": "north"}, "lat": 56.1629, "lon": 10.2039, "interval_s": 600,
+    "metadata": {}, "has_app_key": False, "has_ingest_key": False, "created_at": "2026-03-01T09:00:00Z",
+    "updated_at": "2026-03-01T09:00:00Z", "version": 1}
+
+
 class Device(Stamped):
+    model_config = ConfigDict(json_schema_extra={"examples": [_DEVICE_EXAMPLE]})
     application_id: UUID
     organization_id: UUID
     name: str
@@ -92,6 +123,9 @@ class Device(Stamped):
 
 
 class DeviceCreated(Device):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {**_DEVICE_EXAMPLE, "name": "well 3", "kind": "nbiot", "decoder": "cayenne-lpp", "dev_eui": None,
+         "imei": "490154203237518", "has_ingest_key": True, "ingest_key": "iotd_ik_bVjEdinYc7QyBmpGkv02ur1BZMqpK"}]})
     ingest_key: str | None = Field(None, description="shown once: the device's key for POST /ingest/http")
 
 
@@ -151,14 +185,14 @@ async def check_application(conn: asyncpg.Connection, who: Principal, applicatio
 
 
 def routes(ctx: ApiContext) -> APIRouter:
-    r = APIRouter(tags=["devices"])
+    r = APIRouter(route_class=JsonBodyRoute, tags=["devices"])
 
     async def check_decoder(conn: asyncpg.Connection, decoder: str | None, organization_id: str) -> None:
         if decoder and not await decoder_usable(conn, decoder, organization_id):
             raise ApiError(422, f"no decoder {decoder!r}; see GET /api/v1/decoders")
 
     @r.post("/devices", status_code=201, response_model=DeviceCreated)
-    async def create_device(body: DeviceIn, who: Who, response: Response) -> dict[str, Any]:
+    async def create_device(body: DeviceIn, who: Who, response: Response, request: Request) -> dict[str, Any]:
         async with ctx.pool.acquire() as conn, conn.transaction():
             org = await check_application(conn, who, body.application_id)
             who.require("write")
@@ -167,6 +201,8 @@ def routes(ctx: ApiContext) -> APIRouter:
             device_id, ingest_key = await insert_device(conn, ctx.box, fields)
             row = await DEVICES.get(conn, who, device_id)
             await audit_create(conn, who, "device", row, device_shown(row))
+        if ingest_key is not None:    # the key in this answer works from the moment the answer arrives
+            await applied(request)
         with_etag(response, row["version"])
         return {**row, "ingest_key": ingest_key}
 

@@ -30,6 +30,7 @@ from registry.api.common import Page, Paging, Stamped, Table, Where, audit_creat
 from registry.api.context import ApiContext
 from registry.api.errors import ApiError, not_found
 from registry.api.freshness import applied
+from registry.api.json_body import JsonBodyRoute
 from registry.api.organizations import require_organization
 from registry.audit import record
 from registry.secrets import hash_token, new_token
@@ -105,7 +106,7 @@ async def create_token_from_cli(conn: asyncpg.Connection, name: str, tenant_id: 
 
 
 def routes(ctx: ApiContext) -> APIRouter:
-    r = APIRouter()
+    r = APIRouter(route_class=JsonBodyRoute)
 
     @r.post("/integration-tokens", status_code=201, response_model=IntegrationTokenCreated, tags=["integrations"],
             summary="A token for ChirpStack's HTTP integration (global admin; shown once)")

@@ -29,6 +29,7 @@ from registry.api.common import (
 )
 from registry.api.context import ApiContext
 from registry.api.errors import ApiError, not_found
+from registry.api.json_body import JsonBodyRoute
 from registry.api.organizations import require_organization
 from registry.audit import record
 from registry.secrets import hash_token, new_token
@@ -118,7 +119,7 @@ async def insert_key(conn: asyncpg.Connection, name: str, role: str, organizatio
 
 
 def routes(ctx: ApiContext) -> APIRouter:
-    r = APIRouter()
+    r = APIRouter(route_class=JsonBodyRoute)
 
     @r.post("/api-keys", status_code=201, response_model=ApiKeyCreated, tags=["api-keys"])
     async def create_key(body: ApiKeyIn, who: Who, response: Response) -> dict[str, Any]:

@@ -25,7 +25,9 @@ from registry.api.context import ApiContext
 from registry.api.decoders import decoder_usable
 from registry.api.devices import DEVICES, DeviceCreated, check_application, device_shown, insert_device
 from registry.api.errors import ApiError, not_found
+from registry.api.json_body import JsonBodyRoute
 from registry.dead_letters import DeadLetterFilter, discard, get_dead_letter, list_dead_letters, replay
+from registry.delivery_status import delivery_status
 from registry.device_rules import clean_device
 from registry.store import normalize_eui
 from registry.tenancy import owner_sql
@@ -33,7 +35,11 @@ from registry.tenancy import owner_sql
 
 class DeliveryLog(BaseModel):
     consumer_id: UUID
-    health: str = Field(description="circuit state: closed (healthy), half_open (probing) or open (failing)")
+    health: str = Field(description="circuit-breaker state, kept for compatibility: closed (healthy), half_open"
+                                    " (probing) or open (failing); `status` says it in words")
+    status: str = Field(description="delivery health in words: \"healthy\", \"healthy, catching up; N deliveries"
+                                    " waiting\", \"probing: …\" or \"failing, paused until <time>\"",
+                        examples=["failing, paused until 2026-11-22 10:05:00 UTC; 120 deliveries waiting"])
     delivered: int
     failed: int
     error_rate: float = Field(description="failed / (delivered + failed) since the consumer was created")
@@ -43,6 +49,7 @@ class DeliveryLog(BaseModel):
     last_failure_reason: str | None
     pending: int = Field(description="deliveries waiting for a retry")
     oldest_pending_at: datetime | None
+    next_retry_at: datetime | None = Field(None, description="when the earliest waiting delivery is due")
     dead_letters: int
 
 
@@ -108,7 +115,7 @@ class AuditEntry(BaseModel):
 
 
 def routes(ctx: ApiContext) -> APIRouter:
-    r = APIRouter()
+    r = APIRouter(route_class=JsonBodyRoute)
 
     def selection(who: Principal, body: DeadLetterSelection) -> DeadLetterFilter:
         if not (body.ids or body.consumer_id or body.all):
@@ -122,12 +129,16 @@ def routes(ctx: ApiContext) -> APIRouter:
         async with ctx.pool.acquire() as conn:
             await CONSUMERS.get(conn, who, consumer_id)
             stats = await conn.fetchrow("SELECT * FROM consumer_stats WHERE consumer_id = $1", str(consumer_id))
-            pending = await conn.fetchrow("SELECT count(*) AS n, min(created_at) AS oldest FROM pending_deliveries"
+            pending = await conn.fetchrow("SELECT count(*) AS n, min(created_at) AS oldest,"
+                                          " min(next_attempt_at) AS next_at, now() AS now FROM pending_deliveries"
                                           " WHERE consumer_id = $1", str(consumer_id))
             dead = await conn.fetchval("SELECT count(*) FROM dead_letters WHERE consumer_id = $1", str(consumer_id))
         s = dict(stats) if stats else {}
         delivered, failed = int(s.get("delivered", 0)), int(s.get("failed", 0))
-        return {"consumer_id": consumer_id, "health": s.get("circuit", "closed"), "delivered": delivered,
+        circuit = s.get("circuit", "closed")
+        return {"consumer_id": consumer_id, "health": circuit,
+                "status": delivery_status(circuit, pending["n"], pending["next_at"], pending["now"]),
+                "next_retry_at": pending["next_at"], "delivered": delivered,
                 "failed": failed, "error_rate": failed / (delivered + failed) if delivered + failed else 0.0,
                 "last_success_at": s.get("last_success_at"), "last_failure_at": s.get("last_failure_at"),
                 "last_failure_status": s.get("last_failure_status"),

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from registry.api.auth import IfMatch, Principal, Who
 from registry.api.common import (
+    EXAMPLE_ORG,
     Email,
     Page,
     Paging,
@@ -29,6 +30,7 @@ from registry.api.common import (
 from registry.api.context import ApiContext
 from registry.api.errors import ApiError, not_found
 from registry.api.freshness import applied
+from registry.api.json_body import JsonBodyRoute
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
 
@@ -41,7 +43,10 @@ APPLICATIONS = Table("application", "applications", "t.organization_id",
 
 
 class OrganizationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A tenant: a municipality or one of its departments; everything else belongs to one."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "Aarhus", "description": "City of Aarhus"}]})
     name: Name
     description: str = Field("", max_length=2000)
 
@@ -53,6 +58,9 @@ class OrganizationPatch(BaseModel):
 
 
 class Organization(Stamped):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"id": EXAMPLE_ORG, "name": "Aarhus", "description": "City of Aarhus",
+         "created_at": "2026-03-01T09:00:00Z", "updated_at": "2026-03-01T09:00:00Z", "version": 1}]})
     name: str
     description: str
 
@@ -74,6 +82,11 @@ class ApplicationFields(BaseModel):
 
 
 class ApplicationIn(ApplicationFields):
+    """A group of devices with one purpose, owner and data classification; consumers subscribe to it."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"organization_id": EXAMPLE_ORG, "name": "Schools", "owner": "Children and Youth",
+         "data_classification": "shared", "contact_email": "iot@aarhus.example"}]})
     organization_id: UUID
     name: Name
 
@@ -120,7 +133,7 @@ async def require_organization(conn: Any, who: Principal, organization_id: UUID)
 
 
 def routes(ctx: ApiContext) -> APIRouter:
-    r = APIRouter()
+    r = APIRouter(route_class=JsonBodyRoute)
 
     @r.post("/organizations", status_code=201, response_model=Organization, tags=["organizations"],
             summary="Create an organization (global admin)")

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from registry.api import consumers, decoders, device_io, devices, integrations, keys, operations, organizations
 from registry.api.context import ApiContext
 from registry.api.errors import ApiError, error_response, install
+from registry.api.json_body import json_problem, missing_body
 
 PREFIX = "/api/v1"
 
@@ -82,6 +83,11 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         problems = []
         for err in exc.errors():
+            if (unreadable := json_problem(err, exc.body)) is not None:
+                return error_response(400, unreadable)
+            if missing_body(err):
+                problems.append("a JSON body is required")
+                continue
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",))
             problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
         resp = error_response(422, "; ".join(problems) or "invalid request")

@@ -9,7 +9,7 @@ import pytest
 from decoders import catalog
 from decoders.catalog import Decoder
 from decoders.contract import Example
-from decoders.vocabulary import QUANTITIES
+from decoders.vocabulary import COUNT, PHYSICAL, QUANTITIES, STATE, Quantity
 
 ALL = catalog.load_all()
 CASES = [(dec, ex) for dec in ALL.values() for ex in dec.examples]
@@ -47,8 +47,47 @@ def test_example(decoder: Decoder, example: Example) -> None:
     for m in measurements:
         q = QUANTITIES[m.name]
         assert m.unit == q.unit, m
-        if isinstance(m.value, int | float) and not isinstance(m.value, bool):
-            assert q.minimum <= m.value <= q.maximum, f"{m} outside plausible range"
+        assert_plausible(q, m.value)
+
+
+def assert_plausible(q: Quantity, value: object) -> None:
+    """In range and of the quantity's one kind: a state is exactly 0 or 1 (never a raw byte such as 17),
+    a count an int, a physical value a float, whichever decoder reports it."""
+    assert isinstance(value, int | float), f"{q.name}: {value!r} is not a number"
+    assert q.minimum <= value <= q.maximum, f"{q.name} = {value!r} outside plausible range"
+    if q.kind == STATE:
+        assert type(value) is int and value in (0, 1), f"{q.name} = {value!r} is not the state 0 or 1"
+    elif q.kind == COUNT:
+        assert type(value) is int, f"{q.name} = {value!r} is a count: an int"
+    else:
+        assert q.kind == PHYSICAL and type(value) is float, f"{q.name} = {value!r} is physical: a float"
+
+
+@pytest.mark.parametrize("value", [17, 192, 2, -1, 0.5, True])
+def test_a_state_that_is_not_exactly_0_or_1_is_refused(value: object) -> None:
+    with pytest.raises(AssertionError):
+        assert_plausible(QUANTITIES["leak"], value)
+
+
+@pytest.mark.parametrize(("name", "value"), [("humidity", 49), ("pulse_count", 3.0), ("door_open", 1.0)])
+def test_a_value_of_the_wrong_numeric_kind_is_refused(name: str, value: object) -> None:
+    with pytest.raises(AssertionError):
+        assert_plausible(QUANTITIES[name], value)
+
+
+def test_every_quantity_a_decoder_reports_has_one_numeric_type() -> None:
+    """Across all decoders' examples, each quantity comes out as one Python type (issue 15: humidity was
+    an int from Elsys and a float from Netvox)."""
+    seen: dict[str, set[str]] = {}
+    for decoder, example in CASES:
+        result = decoder.decode(bytes.fromhex(example.payload_hex), example.fport)
+        if not result.ok:
+            continue
+        for m in decoder.normalize(result.data)[0]:
+            seen.setdefault(m.name, set()).add(type(m.value).__name__)
+    mixed = {name: types for name, types in seen.items() if len(types) > 1}
+    assert not mixed, mixed
+    assert seen["humidity"] == {"float"} and seen["leak"] == {"int"} and seen["pulse_count"] == {"int"}
 
 
 @pytest.mark.parametrize("decoder", list(ALL.values()), ids=list(ALL))

@@ -112,7 +112,8 @@ def test_check_and_try_requests(worker: Worker) -> None:
     worker.send({"op": "check", "s": [CODEC, None, 100], "examples": examples},
                 {"op": "try", "s": [CODEC, None, 100], "p": base64.b64encode(b"\x07").decode(), "f": 1, "v": {}})
     (_, checked), (_, tried) = worker.read(2)
-    assert checked == {"dialect": "ttn", "passed": 1, "failures": ["bad: $.data.temperature: expected 8, got 7"]}
+    assert checked == {"dialect": "ttn", "passed": 1, "failures": ["bad: $.data.temperature: expected 8, got 7"],
+                       "warnings": []}
     assert tried["data"] == {"temperature": 7} and {"name": "temperature", "unit": "Cel", "value": 7} in \
         tried["measurements"]
 

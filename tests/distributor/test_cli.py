@@ -25,7 +25,7 @@ def test_decode_reports_errors_with_exit_code_1(capsys: pytest.CaptureFixture[st
 
 
 def test_decode_rejects_bad_hex_with_a_message() -> None:
-    with pytest.raises(SystemExit, match="not valid hex"):
+    with pytest.raises(SystemExit, match="hex payload has 'z', which is not a hex digit"):
         main(["decode", "--decoder", "elsys", "--hex", "zz"])
 
 
@@ -57,3 +57,19 @@ def test_decode_runs_a_javascript_file_in_the_sandbox(capsys: pytest.CaptureFixt
     codec.write_text("function decodeUplink(input) { while (true) {} }")
     assert main(["decode", "--js", str(codec), "--timeout-ms", "20", "--hex", "00"]) == 1
     assert "timed out" in orjson.loads(capsys.readouterr().out)["errors"][0]
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    # `iotd decoders list | head -1`: the pipe closes before everything is written
+    import os
+    import subprocess
+    import sys
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "distributor.cli", "decoders", "list"], stdout=write_end,
+                              stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0 and done.stderr == b""

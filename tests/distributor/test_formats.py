@@ -27,6 +27,17 @@ def test_senml_pack_has_base_name_time_and_units() -> None:
     assert pack[1] == {"n": "door_open", "u": "/", "vb": True}
 
 
+def test_senml_names_the_device_beside_the_base_name() -> None:
+    msg = message([{"name": "co2", "unit": "ppm", "value": 612}])
+    msg["device"]["name"] = "classroom-1.12"
+    pack = orjson.loads(render("senml", msg, None))
+    assert pack[0]["bn"] == "urn:dev:deveui:a81758fffe0312ab:"   # the URN stays the identity (RFC 8428)
+    assert pack[0]["device_name"] == "classroom-1.12"
+    assert not any(key.endswith("_") for record in pack for key in record)   # never a must-understand field
+    batch = orjson.loads(join_batch("senml", [render("senml", msg, None), render("senml", msg, None)]))
+    assert [r.get("device_name") for r in batch] == ["classroom-1.12", "classroom-1.12"]
+
+
 def test_senml_without_measurements_carries_the_raw_payload() -> None:
     pack = senml_pack(message([], dev_eui=None))
     assert pack == [{"bn": "urn:dev:id:d1:", "bt": 1795341600.0, "n": "payload", "vd": "AQ=="}]

@@ -1,5 +1,6 @@
-"""Every setting is in the README's table, with the default the code has: an operator reads the README,
-not settings.py, so a setting missing there (or a stale default) is a setting nobody can use right."""
+"""Every setting is in the README's table with the default the code has, and every built-in decoder in its
+decoder table: an operator reads the README, not the code, so a setting missing there (or a stale default)
+is a setting nobody can use right."""
 
 from __future__ import annotations
 
@@ -40,3 +41,13 @@ def test_numeric_defaults_match(field: str) -> None:
     default = Settings.model_fields[field].default
     shown = table_rows()[f"IOTD_{field.upper()}"]
     assert float(shown) == float(default), f"README says {shown} for IOTD_{field.upper()}, the code {default}"
+
+
+def test_the_decoder_table_lists_every_built_in_decoder_and_says_how_many() -> None:
+    from decoders import catalog
+
+    section = README[README.index("### Built in ("):README.index("### Adding a device type")]
+    listed = set(re.findall(r"^\| `([a-z0-9-]+)` \|", section, re.MULTILINE))
+    built_in = set(catalog.load_all())
+    assert listed == built_in, (sorted(built_in - listed), sorted(listed - built_in))
+    assert section.startswith(f"### Built in ({len(built_in)})")
