@@ -65,6 +65,8 @@ QUANTITIES: dict[str, Quantity] = {
         _q("pm2_5", "ug/m3", "particulate matter below 2.5 um", 0, 10_000),
         _q("pm10", "ug/m3", "particulate matter below 10 um", 0, 10_000),
         _q("tvoc", "ppb", "total volatile organic compounds", 0, 1e6),
+        _q("tvoc_mass", "ug/m3", "total volatile organic compounds as a mass concentration (ppb needs the gas"
+                                 " mixture to convert, so it is a quantity of its own)", 0, 1e6),
         _q("voc_index", "/", "volatile organic compound index", 0, 500),
         _q("water_volume", "m3", "cumulative water volume", 0, 1e9),
         _q("energy", "kWh", "cumulative energy", 0, 1e12),

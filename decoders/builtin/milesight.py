@@ -124,7 +124,8 @@ def _walk(payload: bytes, fields: Fields, model: str) -> DecodeResult:
 
 _NORMALIZED = {
     "light_level": ("light_level", 1),   # AM307 level 0..5, not lux
-    "tvoc": ("voc_index", 1),            # AM307 0x08 0x7d: IAQ level; its ug/m3 variant has no quantity yet
+    "tvoc": ("voc_index", 1),            # AM307 0x08 0x7d: IAQ level (firmware default)
+    "tvoc_ugm3": ("tvoc_mass", 1),       # AM307 with its firmware set to ug/m3
     "battery": ("battery", 1),
     "temperature": ("temperature", 1),
     "humidity": ("humidity", 1),
@@ -233,7 +234,7 @@ _TVOC_UGM3: Reader = lambda b: {"tvoc_ugm3": _int(b)}  # noqa: E731  firmware se
 
 AM307 = _decoder(
     _device("am307", "AM307", "Indoor ambience sensor: temperature, humidity, PIR, light, CO2, TVOC, pressure"),
-    ("battery", "temperature", "humidity", "motion", "light_level", "co2", "voc_index", "pressure"),
+    ("battery", "temperature", "humidity", "motion", "light_level", "co2", "voc_index", "tvoc_mass", "pressure"),
     {
         **_TEMPERATURE,
         **_HUMIDITY,
@@ -266,7 +267,8 @@ AM307 = _decoder(
             measurements=(("battery", 92), ("temperature", 30.8), ("humidity", 50.5), ("co2", 1255),
                           ("voc_index", 0.07), ("pressure", 1004.7)),
         ),
-        Example("TVOC in ug/m3 (v2 firmware setting)", "08e6c800", 85, data={"tvoc_ugm3": 200}),
+        Example("TVOC in ug/m3 (v2 firmware setting)", "08e6c800", 85, data={"tvoc_ugm3": 200},
+                measurements=(("tvoc_mass", 200.0),)),
         Example("buzzer on", "0e0101", 85, data={"buzzer_status": 1}),
         Example(
             "historical record",
