@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.support.api import Api, running_api
-from tests.support.database import create_database, drop_database
+from tests.support.api import Api
 
 APP_KEY = "00112233445566778899aabbccddeeff"
 GOOD_IMEI = "490154203237518"       # a valid check digit
-
-
-@pytest.fixture(scope="module")
-async def api() -> AsyncIterator[Api]:
-    url = await create_database("iotd_api")
-    async with running_api(url) as a:
-        yield a
-    await drop_database(url)
 
 
 async def org_and_app(api: Api, name: str) -> tuple[str, str]:

@@ -3,14 +3,12 @@ compatibility, ``status`` reads "healthy", "probing…" or "failing, paused unti
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from registry.delivery_status import delivery_status
-from tests.support.api import Api, running_api
-from tests.support.database import create_database, drop_database
+from tests.support.api import Api
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)
@@ -26,14 +24,6 @@ LATER = NOW + timedelta(minutes=5)
 ])
 def test_status_in_words(circuit: str, pending: int, next_at: datetime | None, expected: str) -> None:
     assert delivery_status(circuit, pending, next_at, NOW) == expected
-
-
-@pytest.fixture(scope="module")
-async def api() -> AsyncIterator[Api]:
-    url = await create_database("iotd_delivery_status")
-    async with running_api(url) as running:
-        yield running
-    await drop_database(url)
 
 
 async def test_the_delivery_log_answers_status_beside_health(api: Api) -> None:

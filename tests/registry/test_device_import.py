@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -11,19 +10,10 @@ import pytest
 
 from tests.perf.bench_device_import import imei
 from tests.perf.bench_device_import import run as bench_run
-from tests.support.api import Api, running_api
-from tests.support.database import create_database, drop_database
+from tests.support.api import Api
 
 APP_KEY = "00112233445566778899aabbccddeeff"
 IMEI = "490154203237518"
-
-
-@pytest.fixture(scope="module")
-async def api() -> AsyncIterator[Api]:
-    url = await create_database("iotd_import")
-    async with running_api(url) as a:
-        yield a
-    await drop_database(url)
 
 
 async def org_and_app(api: Api, name: str) -> tuple[str, str]:

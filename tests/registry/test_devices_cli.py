@@ -5,21 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
-from tests.support.api import Api, running_api
-from tests.support.database import create_database, drop_database
-
-
-@pytest.fixture(scope="module")
-async def api() -> AsyncIterator[Api]:
-    url = await create_database("iotd_cli")
-    async with running_api(url) as a:
-        yield a
-    await drop_database(url)
+from tests.support.api import Api
 
 
 async def iotd(api: Api, *args: str, key: str | None = None) -> tuple[int, str, str]:

@@ -9,23 +9,13 @@ import os
 import struct
 import sys
 import termios
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.api import Api, running_api
-from tests.support.database import create_database, drop_database
+from tests.support.api import Api
 
 ROWS = 1500   # two requests of CHUNK_ROWS, so the bar moves in between
-
-
-@pytest.fixture(scope="module")
-async def api() -> AsyncIterator[Api]:
-    url = await create_database("iotd_cli_progress")
-    async with running_api(url) as a:
-        yield a
-    await drop_database(url)
 
 
 def _read_all(fd: int) -> bytes:

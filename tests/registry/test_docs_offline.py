@@ -4,24 +4,13 @@ and the OpenAPI document declares how each path is authenticated, so "Authorize"
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
-from tests.support.api import Api, running_api
-from tests.support.database import create_database, drop_database
+from tests.support.api import Api
 
 ASSET = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']""")
 ANY_URL = re.compile(r"""(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}""", re.IGNORECASE)
-
-
-@pytest.fixture(scope="module")
-async def api() -> AsyncIterator[Api]:
-    url = await create_database("iotd_docs_offline")
-    async with running_api(url) as a:
-        yield a
-    await drop_database(url)
 
 
 async def test_the_docs_page_names_no_other_host_and_its_assets_load(api: Api) -> None:

@@ -4,22 +4,12 @@ that is not JSON answers 400 saying where it breaks. Real service, real PostgreS
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 
 from registry.api.json_body import as_json, declares_json, position
 from registry.api.router import PREFIX
-from tests.support.api import Api, running_api
-from tests.support.database import create_database, drop_database
-
-
-@pytest.fixture(scope="module")
-async def api() -> AsyncIterator[Api]:
-    url = await create_database("iotd_json_bodies")
-    async with running_api(url) as a:
-        yield a
-    await drop_database(url)
+from tests.support.api import Api
 
 
 @pytest.mark.parametrize("content_type", [

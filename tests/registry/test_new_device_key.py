@@ -3,21 +3,9 @@ device and sends its first message at once gets 202, not 401 (the README walk-th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 
-from tests.support.api import Api, running_api
-from tests.support.database import create_database, drop_database
-
-
-@pytest.fixture(scope="module")
-async def api() -> AsyncIterator[Api]:
-    url = await create_database("iotd_new_device_key")
-    async with running_api(url) as a:
-        yield a
-    await drop_database(url)
+from tests.support.api import Api
 
 
 async def test_a_new_devices_key_is_accepted_at_once(api: Api) -> None:
