@@ -30,6 +30,12 @@ if [ -n "$missing" ]; then
   apt_install $missing
 fi
 
+# Chromium: tests/e2e/test_docs_browser.py drives Debian's chromium (Playwright, no browser download).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "services.sh: installing chromium" >&2
+  apt_install chromium
+fi
+
 # PostgreSQL: tests use a server on 127.0.0.1:5432 (override with IOTD_TEST_DATABASE_URL).
 pg_ready() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 if [ -z "${IOTD_TEST_DATABASE_URL:-}" ] && ! pg_ready; then

@@ -1,5 +1,6 @@
-"""The README's first command, `bash deploy/dev/demo.sh`: `iotd demo` on embedded defaults (PostgreSQL from the pgserver wheel,
-a private Mosquitto) shows decoded messages at both consumers and hands out a working API key."""
+"""The README's first command, `bash deploy/dev/demo.sh`: `iotd demo` on embedded defaults (PostgreSQL
+from the pgserver wheel, a private Mosquitto) shows decoded messages at both consumers and hands out a
+working API key."""
 
 from __future__ import annotations
 
