@@ -5,6 +5,10 @@ data sheets: byte 0 protocol version (2), bytes 1-2 device id, bytes 3-4 a senso
 then for each set flag, lowest bit first, that sensor's group of big-endian uint16 words. The last
 group of every model is the battery voltage in mV. Data frames arrive on fPort 1.
 Each model only declares its groups and the conversion of their words.
+
+Compared with Decentlab's own decoders (DL-SHT35.js, DL-MBX.js, DL-PR26 (Pmin=0.0,Pmax=1.0).js) on their
+example frames (all in EXAMPLES) and 200 mutated frames each: every value both produce agrees (SHT35 within
+the 0.005 of ours rounding to two decimals). Ours refuses what theirs decodes into NaN: a cut-off group.
 """
 
 from __future__ import annotations

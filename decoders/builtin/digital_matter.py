@@ -13,6 +13,10 @@ repository. Values are little-endian.
 
 When the last fix failed the position is the previous one: it is kept under ``cached`` with a
 warning, and is not reported as a measurement.
+
+Compared with the TTN codec (oyster.js) on its example and 200 mutated frames per fPort: every value agrees
+but the battery voltage, which that codec rounds to two decimals (25 mV steps: 1.625 V becomes 1.63 V);
+ours keeps the exact step.
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ Layout from Sensative's public open-source translator (strips-lora-translator-op
 * fPort 11, settings answers: 0x02 + setting id + uint32 value, or 0x03 + status code.
 
 DoorReport follows the reference decoder's comment: 1 means the door is closed (magnet present).
+The check-in report (type 110) is the software version and four one-byte counters (start-ups, watchdog
+resets, reboots after failed transmissions, bad conditions), as the reference decoder reads them.
+Compared with that reference decoder (raw-translate.js) on the TTN example and 200 mutated frames: every
+value both produce agrees; where ours answers an error (an unknown report type or a cut-off value) the
+reference decoder reads past the end of the frame and reports NaN or skips the byte.
 """
 
 from __future__ import annotations
@@ -84,7 +89,8 @@ _ITEMS: dict[int, tuple[int, Reader]] = {
     80: (3, lambda b: {"humidity": b[0] / 2, "temperature": _celsius(b[1:3])}),
     81: (3, lambda b: {"humidity": b[0] / 2, "average_temperature": _celsius(b[1:3])}),
     82: (3, lambda b: {"door_closed": bool(b[0]), "temperature": _celsius(b[1:3])}),
-    110: (8, lambda b: {"firmware_version": b[0:4].hex(), "idd_data": b[4:8].hex()}),  # check-in confirmed
+    110: (8, lambda b: {"firmware_version": b[0:4].hex(), "start_up_count": b[4], "watchdog_count": b[5],
+                        "stack_tx_fail_reboot_count": b[6], "bad_conditions_count": b[7]}),  # check-in confirmed
     112: _uint("capacitance_flood", 2),
     113: _uint("capacitance_pad", 2),
     114: _uint("capacitance_end", 2),
@@ -233,7 +239,9 @@ EXAMPLES = (
         "check-in after a button press",
         "0000 6e0100000a12345678".replace(" ", ""),
         1,
-        data={"history_seq": 0, "prev_history_seq": 0, "firmware_version": "0100000a", "idd_data": "12345678"},
+        # Sensative's reference decoder: uint32 software version, then four one-byte counters
+        data={"history_seq": 0, "prev_history_seq": 0, "firmware_version": "0100000a", "start_up_count": 0x12,
+              "watchdog_count": 0x34, "stack_tx_fail_reboot_count": 0x56, "bad_conditions_count": 0x78},
     ),
     Example(
         "history: two records (fPort 2)",
