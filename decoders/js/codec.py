@@ -145,19 +145,27 @@ class JsCodec:
         recv_time: datetime | None = None,
         isolation_key: str | None = None,
         normalize: bool = True,
+        recv_time_ms: int | None = None,
     ) -> tuple[DecodeResult, NormalizeResult | None]:
         """Decode, and for a codec with ``normalizeUplink`` normalize the decoded data in the same call (one
-        run of the codec per uplink); the NormalizeResult is None without normalizeUplink or when decoding failed."""
-        moment = recv_time or datetime.now(UTC)
+        run of the codec per uplink); the NormalizeResult is None without normalizeUplink or when decoding failed.
+        ``recv_time_ms`` (Unix milliseconds) stands for ``recv_time`` where the caller has it as a number (the
+        worker's requests do): no datetime is made unless an OS2iot decoder needs one."""
+        if recv_time_ms is None:
+            moment = recv_time or datetime.now(UTC)
+            recv_time_ms = _millis(moment)
+        else:
+            moment = None
         os2iot_args = None
         if self.dialect is Dialect.OS2IOT:
+            moment = moment or datetime.fromtimestamp(recv_time_ms / 1000, UTC)
             try:
                 os2iot_args = (os2iot_payload(payload, fport, moment, event, device), os2iot_metadata(device, event))
             except Exception as exc:  # a malformed event or device record is this message's error
                 errors = [f"cannot build the OS2iot arguments: {type(exc).__name__}: {exc}"]
                 return DecodeResult(errors=errors), None
         wanted = normalize and self.has_normalize and self.uplink_function == "decodeUplink"
-        call = uplink_call(self.dialect, payload, fport, _millis(moment), variables, os2iot_args, wanted,
+        call = uplink_call(self.dialect, payload, fport, recv_time_ms, variables, os2iot_args, wanted,
                            self.uplink_function)
         outcome = self._run(call, isolation_key)
         result = decode_result(call.function, outcome)

@@ -341,9 +341,24 @@ HARNESS_JS = r"""
     }
   }
 
+  // The decoded answer as JSON text, once: normalizeUplink gets a parsed copy of it (the data as the host
+  // will see it), and call() splices the same text into the envelope instead of encoding it again.
+  function normalized(api, r, env) {
+    var text, copy;
+    try { text = jsonStringify(r); } catch (err) { return undefined; }  // call() reports it as not JSON
+    copy = text === undefined ? undefined : jsonParse(text);
+    if (copy === null || typeof copy !== 'object' || copy.data === null || typeof copy.data !== 'object') return text;
+    try {
+      env.n = apply(api.normalizeUplink, undefined, [{ data: copy.data }]);
+    } catch (err) {
+      env.ne = describe(err);
+    }
+    return text;
+  }
+
   function call(argsJson) {
-    var out, dirty = 0;
-    logs = list();
+    var out, dirty = 0, rText;
+    if (logs.length) logs = list();
     droppedLogs = 0;
     try {
       var a = jsonParse(argsJson), env = create(null);
@@ -360,21 +375,24 @@ HARNESS_JS = r"""
           // TTN's normalizeUplink on the decoded data, in the same run: one call per uplink, not two.
           if (a.norm && typeof api.normalizeUplink === 'function' && r !== null && typeof r === 'object' &&
               r.data !== null && typeof r.data === 'object' && !(r.errors && r.errors.length)) {
-            try {
-              env.n = apply(api.normalizeUplink, undefined, [{ data: jsonParse(jsonStringify(r.data)) }]);
-            } catch (err) {
-              env.ne = describe(err);
-            }
+            rText = normalized(api, r, env);
           }
         }
       } catch (err) {
         env.e = describe(err);
+        rText = undefined;
         if (apply(regexExec, /out of memory/, [env.e])) dirty = 1;
       }
       if (droppedLogs) append(logs, '(' + droppedLogs + ' more console lines dropped)');
       if (logs.length) env.l = logs;
       try {
-        out = jsonStringify(env);
+        if (rText !== undefined && env.e === undefined) {
+          delete env.r;
+          out = jsonStringify(env);
+          out = '{"r":' + rText + (out.length > 2 ? ',' + apply(strSlice, out, [1]) : '}');
+        } else {
+          out = jsonStringify(env);
+        }
       } catch (err) {
         out = jsonStringify({ e: 'the result is not JSON: ' + describe(err), l: env.l });
       }

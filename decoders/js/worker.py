@@ -96,7 +96,7 @@ def decode(codecs: Codecs, request: dict[str, Any]) -> dict[str, Any]:
     received = request.get("t")
     result, measurements = decode_measured(
         codec, base64.b64decode(request["p"]), request.get("f"), variables=request.get("v"), event=request.get("e"),
-        device=request.get("d"), recv_time=datetime.fromtimestamp(received / 1000, UTC) if received else None)
+        device=request.get("d"), recv_time_ms=int(received) if received else None)
     answer: dict[str, Any] = {"d": result.data, "w": result.warnings, "e": result.errors,
                               "m": [[m.name, m.unit, m.value] for m in measurements]}
     if stats.timeouts != timeouts:

@@ -10,6 +10,10 @@ codec (the floor), the TTN codec with a top level that builds a 256-entry lookup
 same table built lazily by the codec's own code. And the service's path: decodes per second through
 ``distributor.js_pool`` (worker processes, one organization allowed on every worker), with the
 service process's own CPU per decode (framing, JSON, callbacks).
+The anchor, in the same run: plain QuickJS on the same codec (one context, no limits, state kept
+between calls, JSON in and out as the harness does), decode alone and decode with normalizeUplink; and
+the workers' own CPU per decode through the pool (``pool_decodes_per_worker_cpu_s_*``: calls/s per core),
+read from /proc, so the figure is there on Linux only.
 Importing builds nothing; ``run()`` does the work, so a smoke test can call it on a tiny budget.
 """
 
@@ -17,12 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
+import quickjs
 
 from decoders.js import JsCodec, Limits
 from decoders.js.engine import Engine
@@ -167,8 +175,46 @@ def _per_call_us(step: Callable[[], object], seconds: float) -> float:
     return 1e6 / _rate(step, seconds)
 
 
-async def _pool_rate(workers: int, seconds: float, window: int = 256) -> tuple[float, float]:
-    """(decodes per second through the pool, the service process's CPU microseconds per decode)."""
+PLAIN_CALL = """(function (normalize) {
+  return function (text) {
+    var input = JSON.parse(text);
+    input.recvTime = new Date(input.t);
+    var r = decodeUplink(input);
+    if (!normalize) return JSON.stringify({ r: r });
+    return JSON.stringify({ r: r, n: normalizeUplink({ data: JSON.parse(JSON.stringify(r.data)) }) });
+  };
+})"""
+
+
+def plain_quickjs(source: str, normalize: bool) -> Callable[[bytes, int], Any]:
+    """The same codec in bare QuickJS: one context, no limits, no fresh state, JSON text in and out."""
+    ctx = quickjs.Context()
+    ctx.eval(source)
+    call = ctx.eval(PLAIN_CALL)(normalize)
+
+    def decode(payload: bytes, fport: int) -> Any:
+        text = orjson.dumps({"bytes": list(payload), "fPort": fport, "t": 1_714_557_600_000}).decode()
+        return orjson.loads(call(text))
+
+    return decode
+
+
+def _cpu_s(pids: list[int]) -> float | None:
+    """User + system CPU seconds of these processes (Linux /proc), or None where that cannot be read."""
+    total = 0.0
+    try:
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+async def _pool_rate(workers: int, seconds: float, window: int = 256) -> tuple[float, float, float | None]:
+    """(decodes per second through the pool, the service process's CPU microseconds per decode, the
+    workers' CPU microseconds per decode, None where /proc is not there)."""
     pool = JsPool(workers, workers, 1_000_000)
     await pool.start()
     await pool.warm()
@@ -200,15 +246,18 @@ async def _pool_rate(workers: int, seconds: float, window: int = 256) -> tuple[f
     for _ in range(window):
         pool.submit("org", record, None, body, warm_done)
     await warmed
-    start, cpu = time.perf_counter(), time.process_time()
+    pids = pool.worker_pids()
+    start, cpu, worker_cpu = time.perf_counter(), time.process_time(), _cpu_s(pids)
     deadline = start + seconds
     outstanding = window
     for _ in range(window):
         pool.submit("org", record, None, body, done)
     await finished
     elapsed, cpu_used = time.perf_counter() - start, time.process_time() - cpu
+    worker_end = _cpu_s(pids)
     await pool.close()
-    return count / elapsed, cpu_used / max(1, count) * 1e6
+    worker_us = None if worker_cpu is None or worker_end is None else (worker_end - worker_cpu) / max(1, count) * 1e6
+    return count / elapsed, cpu_used / max(1, count) * 1e6, worker_us
 
 
 def run(seconds: float = 1.0, threads: tuple[int, ...] = (1,), pool_workers: tuple[int, ...] = (1,)
@@ -230,6 +279,10 @@ def run(seconds: float = 1.0, threads: tuple[int, ...] = (1,), pool_workers: tup
         )
     figures["ttn_decode_and_measure_per_s_1_thread"] = _rate(  # what a worker does per uplink, in process
         lambda: decode_measured(ttn, TTN_FRAME, 5, variables={}, recv_time=moment), seconds)
+    plain, plain_normalized = plain_quickjs(TTN_CODEC, False), plain_quickjs(TTN_CODEC, True)
+    figures["plain_quickjs_decodes_per_s_1_thread"] = _rate(lambda: plain(TTN_FRAME, 5), seconds)
+    figures["plain_quickjs_decode_and_normalize_per_s_1_thread"] = _rate(
+        lambda: plain_normalized(TTN_FRAME, 5), seconds)
     figures["minimal_decodes_per_s_1_thread"] = _rate(lambda: minimal.decode(TTN_FRAME, 5, recv_time=moment), seconds)
     figures["table_top_level_decodes_per_s_1_thread"] = _rate(
         lambda: table.decode(TTN_FRAME, 5, recv_time=moment), seconds)
@@ -242,13 +295,16 @@ def run(seconds: float = 1.0, threads: tuple[int, ...] = (1,), pool_workers: tup
     figures["context_build_ms"] = (time.perf_counter() - build_start) / builds * 1e3
     figures["context_kib"] = engine.memory_used() / 1024
     for n in pool_workers:
-        rate, parent_us = asyncio.run(_pool_rate(n, seconds))
+        rate, parent_us, worker_us = asyncio.run(_pool_rate(n, seconds))
         figures[f"pool_decodes_per_s_{n}_worker"] = rate
         figures[f"pool_service_cpu_us_per_decode_{n}_worker"] = parent_us
+        if worker_us:  # clock ticks: a tiny budget may see none
+            figures[f"pool_worker_cpu_us_per_decode_{n}_worker"] = worker_us
+            figures[f"pool_decodes_per_worker_cpu_s_{n}_worker"] = 1e6 / worker_us
     return figures
 
 
 if __name__ == "__main__":
     budget = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
     for name, value in run(budget, threads=(1, 2), pool_workers=(1, 2)).items():
-        print(f"{name:>32}: {value:12,.1f}")
+        print(f"{name:>52}: {value:12,.1f}")
