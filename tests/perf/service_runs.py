@@ -1,0 +1,333 @@
+"""``iotd serve`` as a child process on a database made for the run, and the measurements that need it:
+throughput per consumer kind, latency at fixed rates, the soak, and scale-out with ``--processes N``.
+
+Everything here is synchronous: the traffic is Mosquitto's C clients and the service is a process; the
+harness only starts things, waits and counts. Each run gets a fresh database (the 4 devices' EUIs are
+unique in the registry) and the same anchor broker as the anchors, so the ratios compare like with like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from registry import store
+from registry.db import create_pool, migrate
+from registry.installation import open_secret_box
+from tests.perf.traffic import (
+    DEVICES,
+    Counter,
+    PacedPublisher,
+    UplinkFactory,
+    Uplinks,
+    children,
+    cpu_seconds,
+    percentile,
+    publish,
+    rss_mib,
+)
+from tests.support.broker import MosquittoBroker, free_port
+from tests.support.database import create_database, drop_database
+from tests.support.scenario import SECRET_KEY, ServiceProcess, settings
+
+OUT_TOPIC = "bench/{device}"
+MQTT_CONSUMER: dict[str, Any] = {"kind": "mqtt", "url": "mqtt://127.0.0.1:{port}/" + OUT_TOPIC, "qos": 1}
+LATENCY_P99_MS = 50.0
+CATCH_UP_S = 2.0    # after the last publish, how long delivery may trail before a rate counts as "behind"
+
+
+@dataclass
+class Throughput:
+    per_s: float | None          # None: not everything arrived in time
+    distinct: int
+    duplicates: int
+    broker_cores: float          # CPU the broker used, in cores, over the run
+    killed: bool = False         # a worker was SIGKILLed mid-run
+
+
+def timeout_for(n: int) -> float:
+    return 30 + n / 500
+
+
+async def _provision(db: str, consumers: dict[str, dict[str, Any]]) -> None:
+    pool = await create_pool(db)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+            box = await open_secret_box(conn, SECRET_KEY)
+            org = await store.create_organization(conn, "perf")
+            app = await store.create_application(conn, org, "sensors")
+            for i, eui in enumerate(DEVICES):
+                await store.create_device(conn, box, application_id=app, name=f"room {i}", dev_eui=eui,
+                                          decoder="elsys")
+            for name, spec in consumers.items():
+                consumer = await store.create_consumer(conn, box, organization_id=org, name=name, **spec)
+                await store.create_subscription(conn, consumer_id=consumer, application_id=app)
+    finally:
+        await pool.close()
+
+
+async def _ready(port: int, timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET /readyz HTTP/1.0\r\n\r\n")
+                status = await reader.readline()
+                writer.close()
+                if b" 200 " in status:
+                    return
+            except OSError:
+                pass
+            await asyncio.sleep(0.1)
+
+
+@contextlib.contextmanager
+def iotd(broker: MosquittoBroker, consumers: dict[str, dict[str, Any]], processes: int = 1) -> Iterator[ServiceProcess]:
+    """A running ``iotd serve`` (every process ready) with the 4 devices and ``consumers``."""
+    db = asyncio.run(create_database("iotd_perf"))
+    service: ServiceProcess | None = None
+    try:
+        asyncio.run(_provision(db, consumers))
+        args = ("--processes", str(processes)) if processes > 1 else ()
+        service = ServiceProcess(settings(db, broker, log_level="warning"), args)
+        service.start()
+        for k in range(processes):
+            asyncio.run(_ready(service.port + k))
+        yield service
+    finally:
+        if service is not None and service.proc is not None and service.proc.poll() is None:
+            service.kill(signal.SIGTERM)
+            try:
+                service.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                service.stop()
+        if service is not None:
+            forget_sessions(broker, service.env["IOTD_MQTT_CLIENT_ID"], processes)
+        asyncio.run(drop_database(db))
+
+
+def forget_sessions(broker: MosquittoBroker, client_id: str, processes: int) -> None:
+    """End the persistent sessions a stopped run leaves on the broker. Mosquitto keeps routing a shared
+    subscription's share to a member whose session is offline (queued until it returns or expires, a week
+    for ``--processes``), so a later run in the same share group would see that share go missing, and a
+    lone instance's session would queue a copy of every later message."""
+    ids = [client_id] if processes == 1 else [f"{client_id}-{k}" for k in range(processes)]
+    for session in ids:   # a clean-session connect with the same client id discards the old session
+        subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-i", session, "-t", "perf/forget", "-n"],
+                       check=True, capture_output=True, timeout=10)
+
+
+def mqtt_consumer(broker: MosquittoBroker) -> dict[str, Any]:
+    return {**MQTT_CONSUMER, "url": MQTT_CONSUMER["url"].replace("{port}", str(broker.port))}
+
+
+def measure(broker: MosquittoBroker, uplinks: Uplinks, counter: Counter,
+            ids: bool = True) -> Throughput:
+    """Publish at full speed and wait for the counter.
+    ``ids=False`` counts lines (the anchors carry ChirpStack events, not iotd messages with an id)."""
+    assert broker.proc is not None
+    cpu = cpu_seconds(broker.proc.pid)
+    start = time.time()
+    publish(broker.port, uplinks)
+    last = counter.wait(timeout_for(len(uplinks)))
+    elapsed = (last or time.time()) - start
+    broker_cores = (cpu_seconds(broker.proc.pid) - cpu) / elapsed
+    got = counter.ids() if ids else [str(i) for i in range(len(counter.lines))]
+    return Throughput(len(uplinks) / elapsed if last else None, len(set(got)), len(got) - len(set(got)),
+                      broker_cores)
+
+
+def mqtt_throughput(broker: MosquittoBroker, factory: UplinkFactory, n: int, processes: int = 1,
+                    kill_one: bool = False) -> Throughput:
+    """ChirpStack uplink → decode → MQTT consumer (QoS 1, acked after done); optionally SIGKILL one of
+    ``--processes N``'s workers once half the messages are through (its supervisor restarts it)."""
+    with iotd(broker, {"out": mqtt_consumer(broker)}, processes) as service:
+        uplinks = factory.make(n)
+        if not kill_one:
+            counter = Counter(broker.port, "bench/#", n)
+            return measure(broker, uplinks, counter)
+        counter = Counter(broker.port, "bench/#")   # no -C: duplicates after the kill may come in too
+        assert service.proc is not None
+        supervisor = service.proc.pid
+
+        killed: list[int] = []
+
+        def kill_mid_run() -> None:
+            deadline = time.time() + timeout_for(n)
+            while len(counter.lines) < n // 2 and time.time() < deadline:
+                time.sleep(0.005)
+            workers = children(supervisor)
+            if len(workers) > 1:
+                os.kill(workers[-1], signal.SIGKILL)
+                killed.append(workers[-1])
+
+        cpu = cpu_seconds(broker.proc.pid) if broker.proc else 0.0
+        start = time.time()
+        side = threading.Thread(target=kill_mid_run, daemon=True)
+        side.start()
+        publish(broker.port, uplinks)
+        side.join(60)
+        expected = set(uplinks.ids)
+        deadline = time.time() + timeout_for(n)
+        while time.time() < deadline and not expected <= set(counter.ids()):
+            time.sleep(0.2)
+        time.sleep(1.0)   # late duplicates
+        counter.stop()
+        ids = counter.ids()
+        last = counter.lines[-1][0] if counter.lines else time.time()
+        broker_cores = (cpu_seconds(broker.proc.pid) - cpu) / (last - start) if broker.proc else 0.0
+        return Throughput(n / (last - start), len(set(ids) & expected), len(ids) - len(set(ids)), broker_cores,
+                          bool(killed))
+
+
+def http_throughput(broker: MosquittoBroker, factory: UplinkFactory, n: int, batch_size: int) -> Throughput:
+    """ChirpStack uplink → decode → webhook consumer (the product's default concurrency) in its own process."""
+    receiver = subprocess.Popen([sys.executable, "-m", "tests.perf.receiver", str(n)], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+    try:
+        assert receiver.stdout is not None
+        port = int(receiver.stdout.readline().split()[1])
+        spec: dict[str, Any] = {"kind": "http", "url": f"http://127.0.0.1:{port}/hook", "batch_size": batch_size}
+        if batch_size > 1:
+            spec["batch_wait_ms"] = 50
+        with iotd(broker, {"hook": spec}):
+            uplinks = factory.make(n)
+            assert broker.proc is not None
+            cpu = cpu_seconds(broker.proc.pid)
+            start = time.time()
+            publish(broker.port, uplinks)
+            done: list[bytes] = []
+            reader = threading.Thread(target=lambda: done.append(receiver.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+            reader.start()
+            reader.join(timeout_for(n))
+            if not done or not done[0]:
+                return Throughput(None, 0, 0, 0.0)
+            result = orjson.loads(done[0])
+            elapsed = result["at"] - start
+            return Throughput(n / elapsed, result["distinct"], result["total"] - result["distinct"],
+                              (cpu_seconds(broker.proc.pid) - cpu) / elapsed)
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+
+
+@dataclass
+class Latency:
+    rate: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    delivered: int
+    sent: int
+
+    @property
+    def behind(self) -> bool:
+        return self.delivered < self.sent
+
+    @property
+    def bent(self) -> bool:
+        return self.behind or self.p99_ms > LATENCY_P99_MS
+
+
+def latency_ladder(broker: MosquittoBroker, factory: UplinkFactory, rates: tuple[int, ...], seconds: float,
+                   must: tuple[int, ...]) -> list[Latency]:
+    """Publish → MQTT consumer latency at each rate in turn; stops at the first rate that bends once every
+    rate in ``must`` has been measured."""
+    out: list[Latency] = []
+    with iotd(broker, {"out": mqtt_consumer(broker)}):
+        paced = PacedPublisher(broker.port)
+        try:
+            factory_warm = factory.make(200)   # connections, first decode, first delivery: not part of a rate
+            counter = Counter(broker.port, "bench/#", len(factory_warm))
+            paced.send(factory_warm, 2000)
+            counter.wait(30)
+            for rate in rates:
+                uplinks = factory.make(max(50, int(rate * seconds)))
+                counter = Counter(broker.port, "bench/#", len(uplinks))
+                sent = paced.send(uplinks, rate)
+                counter.wait(CATCH_UP_S)
+                lat = [(at - sent[mid]) * 1e3 for (at, _), mid in zip(counter.lines, counter.ids(), strict=True)
+                       if mid in sent]
+                point = Latency(rate, percentile(lat, 0.5), percentile(lat, 0.99), max(lat, default=float("nan")),
+                                len(set(counter.ids())), len(uplinks))
+                out.append(point)
+                if point.bent and all(r <= rate for r in must):
+                    break
+                if point.behind:
+                    time.sleep(CATCH_UP_S * 2)   # let the backlog drain before the next rate
+        finally:
+            paced.close()
+    return out
+
+
+@dataclass
+class Soak:
+    sent: int
+    delivered: int
+    rss_mib: list[tuple[float, float]]    # (seconds since start, RSS of the service)
+    achieved_rate: float
+
+
+def soak(broker: MosquittoBroker, factory: UplinkFactory, seconds: float, rate: int, every_s: float,
+         say: Callable[[str], None]) -> Soak:
+    """One healthy MQTT consumer and one failing webhook (nothing listens: every message spills and retries)
+    at ``rate`` for ``seconds``; the service's RSS every ``every_s``."""
+    failing = {"kind": "http", "url": f"http://127.0.0.1:{free_port()}/hook"}
+    samples: list[tuple[float, float]] = []
+    with iotd(broker, {"healthy": mqtt_consumer(broker), "failing": failing}) as service:
+        assert service.proc is not None
+        pid = service.proc.pid
+        counter = Counter(broker.port, "bench/#")
+        paced = PacedPublisher(broker.port)
+        sent: list[str] = []
+        stop = threading.Event()
+        start = time.time()
+
+        def sample() -> None:
+            while not stop.wait(every_s):
+                rss = rss_mib(pid)
+                samples.append((time.time() - start, rss))
+                say(f"soak {time.time() - start:6.0f} s: RSS {rss:.1f} MiB, sent {len(sent)}, "
+                    f"delivered {len(counter.lines)}")
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            chunks: queue.Queue[Uplinks] = queue.Queue(maxsize=2)   # made ahead, so pacing never waits
+            chunk_s = min(1.0, seconds)
+
+            def make() -> None:
+                while not stop.is_set() and time.time() - start < seconds:
+                    chunks.put(factory.make(int(rate * chunk_s)))
+
+            maker = threading.Thread(target=make, daemon=True)
+            maker.start()
+            while time.time() - start < seconds:
+                uplinks = chunks.get(timeout=60)
+                paced.send(uplinks, rate)
+                sent.extend(uplinks.ids)
+            achieved = len(sent) / (time.time() - start)
+            expected = set(sent)
+            deadline = time.time() + 30
+            while time.time() < deadline and len(set(counter.ids())) < len(expected):
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            sampler.join(5)
+            paced.close()
+            counter.stop()
+        samples.append((time.time() - start, rss_mib(pid)))
+        return Soak(len(sent), len(set(counter.ids()) & set(sent)), samples, achieved)
