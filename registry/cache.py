@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,17 +82,28 @@ class Snapshot:
         return len(set(self.organizations) - set(self.chirpstack_owners.values()))
 
 
+DEVICE_BATCH = 5000   # rows per round trip while loading devices
+NO_TAGS: dict[str, str] = {}   # shared by every device without tags; records are never changed in place
+
+
 def _device(row: asyncpg.Record, applications: dict[str, Application],
             organizations: dict[str, Organization]) -> Device:
-    """A device with its organization's and application's names, read here once per load, not per message."""
+    """A device with its organization's and application's names, read here once per load, not per message.
+
+    Memory (a million devices must fit in well under 1 GiB, issue 16): values many devices share (the
+    application and organization ids and names, kind, decoder, an empty tag set) are one object each,
+    not a copy per device."""
     app_id = str(row["application_id"])
     app = applications.get(app_id)
     org_id = app.organization_id if app is not None else ""
     org = organizations.get(org_id)
+    decoder = row["decoder"]
+    tags = row["tags"]
     return Device(
-        id=str(row["id"]), application_id=app_id, organization_id=org_id,
-        name=row["name"], kind=row["kind"], decoder=row["decoder"], dev_eui=row["dev_eui"], imei=row["imei"],
-        tags={str(k): str(v) for k, v in (row["tags"] or {}).items()}, lat=row["lat"], lon=row["lon"],
+        id=str(row["id"]), application_id=app.id if app is not None else app_id, organization_id=org_id,
+        name=row["name"], kind=sys.intern(row["kind"]), decoder=sys.intern(decoder) if decoder else decoder,
+        dev_eui=row["dev_eui"], imei=row["imei"],
+        tags={str(k): str(v) for k, v in tags.items()} if tags else NO_TAGS, lat=row["lat"], lon=row["lon"],
         organization_name=org.name if org is not None else "", application_name=app.name if app is not None else "",
     )
 
@@ -131,11 +143,11 @@ async def load_snapshot(conn: asyncpg.Connection, box: SecretBox) -> Snapshot:
             snap.organizations[str(r["id"])] = Organization(str(r["id"]), r["name"])
         for r in await conn.fetch("SELECT id, organization_id, name FROM applications"):
             snap.applications[str(r["id"])] = Application(str(r["id"]), str(r["organization_id"]), r["name"])
-        rows = await conn.fetch(
+        # a cursor, not one fetch: a million rows at once would leave their memory behind after the load
+        async for r in conn.cursor(
             "SELECT id, application_id, name, kind, decoder, dev_eui, imei, ingest_key_hash, tags, lat, lon"
-            " FROM devices"
-        )
-        for r in rows:
+            " FROM devices", prefetch=DEVICE_BATCH
+        ):
             dev = _device(r, snap.applications, snap.organizations)
             snap.devices[dev.id] = dev
             if dev.dev_eui:
