@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,7 @@ class Snapshot:
     devices: dict[str, Device] = field(default_factory=dict)
     by_dev_eui: dict[str, Device] = field(default_factory=dict)
     by_ingest_key: dict[str, Device] = field(default_factory=dict)   # sha256 of key -> device
+    ingest_key_of: dict[str, str] = field(default_factory=dict)      # device id -> sha256 of its key
     consumers: dict[str, Consumer] = field(default_factory=dict)
     subscriptions: list[Subscription] = field(default_factory=list)
     js_decoders: dict[str, JsDecoderRecord] = field(default_factory=dict)
@@ -63,6 +64,33 @@ class Snapshot:
             self._routes[device.id] = found
         return found
 
+    def add_device(self, row: asyncpg.Record) -> None:
+        dev = _device(row, self.applications, self.organizations)
+        self.devices[dev.id] = dev
+        if dev.dev_eui:
+            self.by_dev_eui[dev.dev_eui] = dev
+        key = row["ingest_key_hash"]
+        if key:
+            self.by_ingest_key[key] = dev
+            self.ingest_key_of[dev.id] = key
+
+    def replace_devices(self, ids: set[str], rows: list[asyncpg.Record]) -> None:
+        """Apply a change to these devices in place: ``rows`` is what the database holds for them now (a
+        device without a row was deleted). The event loop is the only reader, so no one sees a half-applied
+        change."""
+        for device_id in ids:
+            old = self.devices.pop(device_id, None)
+            self._routes.pop(device_id, None)
+            key = self.ingest_key_of.pop(device_id, None)
+            if old is None:
+                continue
+            if old.dev_eui and self.by_dev_eui.get(old.dev_eui) is old:
+                del self.by_dev_eui[old.dev_eui]
+            if key is not None and self.by_ingest_key.get(key) is old:
+                del self.by_ingest_key[key]
+        for row in rows:
+            self.add_device(row)
+
     def chirpstack_owner(self, tenant_id: str | None, application_id: str | None) -> str | None:
         """The organization a ChirpStack event belongs to (``registry.tenancy`` rule 1); None when unmapped."""
         return owner(self.chirpstack_owners, tenant_id, application_id)
@@ -83,6 +111,9 @@ class Snapshot:
 
 
 DEVICE_BATCH = 5000   # rows per round trip while loading devices
+DEVICE_COLUMNS = ("SELECT id, application_id, name, kind, decoder, dev_eui, imei, ingest_key_hash, tags, lat, lon"
+                  " FROM devices")
+DEVICES_PREFIX = "devices:"   # a NOTIFY naming the devices a statement changed (migration 0009)
 NO_TAGS: dict[str, str] = {}   # shared by every device without tags; records are never changed in place
 
 
@@ -144,16 +175,8 @@ async def load_snapshot(conn: asyncpg.Connection, box: SecretBox) -> Snapshot:
         for r in await conn.fetch("SELECT id, organization_id, name FROM applications"):
             snap.applications[str(r["id"])] = Application(str(r["id"]), str(r["organization_id"]), r["name"])
         # a cursor, not one fetch: a million rows at once would leave their memory behind after the load
-        async for r in conn.cursor(
-            "SELECT id, application_id, name, kind, decoder, dev_eui, imei, ingest_key_hash, tags, lat, lon"
-            " FROM devices", prefetch=DEVICE_BATCH
-        ):
-            dev = _device(r, snap.applications, snap.organizations)
-            snap.devices[dev.id] = dev
-            if dev.dev_eui:
-                snap.by_dev_eui[dev.dev_eui] = dev
-            if r["ingest_key_hash"]:
-                snap.by_ingest_key[r["ingest_key_hash"]] = dev
+        async for r in conn.cursor(DEVICE_COLUMNS, prefetch=DEVICE_BATCH):
+            snap.add_device(r)
         for r in await conn.fetch("SELECT * FROM consumers"):
             c = _consumer(r, box)
             snap.consumers[c.id] = c
@@ -184,7 +207,15 @@ async def load_snapshot(conn: asyncpg.Connection, box: SecretBox) -> Snapshot:
 
 
 class RegistryCache:
-    """Holds the current Snapshot and reloads it when the registry changes."""
+    """Holds the current Snapshot and keeps it current.
+
+    A change to a few devices (NOTIFY ``devices:<id>,...``, migration 0009) is applied in place: those
+    devices are read again and replaced (one small query, milliseconds at any registry size). Any other
+    change (organizations, applications, consumers, subscriptions, tokens, decoders, an import of more than
+    200 devices), a lost listener or a ``caught_up`` without device ids reloads the whole snapshot, which
+    takes ~20 s and twice the devices' memory at a million devices. Both kinds of pass run one at a time in
+    the reload task, in the order the changes arrived.
+    """
 
     def __init__(self, pool: asyncpg.Pool, box: SecretBox, debounce_s: float = 0.05) -> None:
         self._pool = pool
@@ -201,6 +232,9 @@ class RegistryCache:
         self._begun = 0                         # reloads begun; each one's snapshot sees what was committed before
         self._in_use = 0                        # the number of the reload whose snapshot is in use
         self._progress = asyncio.Event()        # set (and replaced) after every reload
+        self._changed_devices: set[str] = set()  # devices named by NOTIFY since the last pass
+        self._full = False                      # something else changed: the next pass reloads everything
+        self.device_updates = 0
 
     async def start(self) -> None:
         await self._listen()
@@ -218,7 +252,11 @@ class RegistryCache:
             raise
         self._listener = conn
 
-    def _notified(self, *_: object) -> None:
+    def _notified(self, connection: object, pid: int, channel: str, payload: str) -> None:
+        if payload.startswith(DEVICES_PREFIX):
+            self._changed_devices.update(payload[len(DEVICES_PREFIX):].split(","))
+        else:
+            self._full = True
         self._dirty.set()
 
     def _listener_lost(self, *_: object) -> None:
@@ -226,30 +264,54 @@ class RegistryCache:
         self._dirty.set()
 
     async def reload(self) -> None:
+        """Load the whole registry; covers every change notified before it began."""
         started = time.perf_counter()
         self._begun += 1
         number = self._begun
+        self._full = False
+        self._changed_devices = set()
         async with self._pool.acquire() as conn:
             snap = await load_snapshot(conn, self._box)
         self.snapshot = snap
-        self._in_use = number
-        self._progress.set()
-        self._progress = asyncio.Event()
         self.reloads += 1
         self.last_reload_s = time.perf_counter() - started
-        for callback in self.on_reload:
-            callback(snap)
+        self._done(number)
         log.debug("registry reloaded", devices=len(snap.devices), consumers=len(snap.consumers),
                   seconds=round(self.last_reload_s, 4))
 
-    async def caught_up(self, timeout_s: float = 2.0) -> bool:
+    async def update_devices(self) -> None:
+        """Read the devices named since the last pass again and replace them in the snapshot in use."""
+        self._begun += 1
+        number = self._begun
+        ids, self._changed_devices = self._changed_devices, set()
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(DEVICE_COLUMNS + " WHERE id = ANY($1::uuid[])", list(ids))
+        self.snapshot.replace_devices(ids, rows)
+        self.device_updates += 1
+        self._done(number)
+        log.debug("registry devices updated", devices=len(ids))
+
+    def _done(self, number: int) -> None:
+        self._in_use = number
+        self._progress.set()
+        self._progress = asyncio.Event()
+        for callback in self.on_reload:
+            callback(self.snapshot)
+
+    async def caught_up(self, timeout_s: float = 2.0, devices: Iterable[str] | None = None) -> bool:
         """Wait until the snapshot in use was loaded after this call, so it holds every change committed before.
 
         The API awaits this after a change that must take effect at once (a rotated ingest key, a deleted
         device, a revoked integration token): the answer then means "done on this instance". Other
         instances follow through NOTIFY within their own reload time. False when ``timeout_s`` passed first.
+        ``devices``: the change touched only these devices, so reading them again is enough (milliseconds,
+        where a whole reload of a million devices takes ~20 s, longer than any API answer should wait).
         """
         wanted = self._begun + 1
+        if devices is None:
+            self._full = True
+        else:   # the change named them: reading them again is enough (and NOTIFY may not have arrived yet)
+            self._changed_devices.update(devices)
         self._dirty.set()
         try:
             async with asyncio.timeout(timeout_s):
@@ -267,9 +329,14 @@ class RegistryCache:
             try:
                 if self._lost:
                     await self._relisten()
-                await self.reload()
+                    self._full = True
+                if self._full or not self._changed_devices:
+                    await self.reload()
+                else:
+                    await self.update_devices()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.error("registry reload failed; keeping the previous snapshot", error=str(exc))
+                self._full = True     # what this pass was to apply is known only to the database now
                 await asyncio.sleep(1)
                 self._dirty.set()
 

@@ -202,7 +202,7 @@ def routes(ctx: ApiContext) -> APIRouter:
             row = await DEVICES.get(conn, who, device_id)
             await audit_create(conn, who, "device", row, device_shown(row))
         if ingest_key is not None:    # the key in this answer works from the moment the answer arrives
-            await applied(request)
+            await applied(request, [str(device_id)])
         with_etag(response, row["version"])
         return {**row, "ingest_key": ingest_key}
 
@@ -264,7 +264,7 @@ def routes(ctx: ApiContext) -> APIRouter:
             before = await DEVICES.get(conn, who, device_id, lock=True)
             who.require("write")
             await DEVICES.delete(conn, who, before, if_match, device_shown)
-        await applied(request)
+        await applied(request, [str(device_id)])
         return Response(status_code=204)
 
     @r.post("/devices/{device_id}/rotate-ingest-key", response_model=IngestKey,
@@ -280,7 +280,7 @@ def routes(ctx: ApiContext) -> APIRouter:
                                " WHERE id = $1", str(device_id), hash_token(key))
             await audited(conn, who, "rotate", "device", str(device_id), str(row["organization_id"]),
                           after={"ingest_key": "rotated"})
-        await applied(request)
+        await applied(request, [str(device_id)])
         return {"ingest_key": key}
 
     @r.get("/devices/{device_id}/latest", response_model=Latest, summary="The latest message and device state")

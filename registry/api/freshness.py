@@ -10,6 +10,8 @@ once this instance's cache has loaded a snapshot taken after the commit, or afte
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import structlog
 from fastapi import Request
 
@@ -18,11 +20,12 @@ STATE_NAME = "registry_cache"     # app.state attribute holding the RegistryCach
 WAIT_S = 2.0
 
 
-async def applied(request: Request) -> None:
-    """Wait (bounded) until the registry cache of this instance holds every change committed so far."""
+async def applied(request: Request, devices: Iterable[str] | None = None) -> None:
+    """Wait (bounded) until the registry cache of this instance holds every change committed so far;
+    ``devices``: the change touched only these devices (the cache reads just them again)."""
     cache = getattr(request.app.state, STATE_NAME, None)
     if cache is None:
         return
-    if not await cache.caught_up(WAIT_S):
+    if not await cache.caught_up(WAIT_S, devices):
         log.warning("the registry cache did not load a change in time; other requests may see the old state"
                     " briefly", path=request.url.path, wait_s=WAIT_S)
