@@ -131,13 +131,17 @@ class Run:
         result = service_runs.soak(self.broker, self.factory, self.soak_seconds, SOAK_RATE, self.size.soak_every_s,
                                    say)
         first, last = result.rss_mib[0][1], result.rss_mib[-1][1]
+        # The service's bounded state fills first (the de-duplication windows hold up to 500,000 ids: 250 s at
+        # 2,000 msg/s), so "flat" is judged on the second half of the run: a leak keeps growing there
+        middle = next(rss for t, rss in result.rss_mib if t >= result.rss_mib[-1][0] / 2)
         self.table.add(
             Figure("soak", "duration", self.soak_seconds, "s"),
             Figure("soak", "achieved rate", result.achieved_rate, "msg/s", Target(">=", SOAK_RATE * 0.95)),
             Figure("soak", "RSS at first sample", first, "MiB"),
+            Figure("soak", "RSS at half time", middle, "MiB"),
             Figure("soak", "RSS at end", last, "MiB"),
-            Figure("soak", "RSS growth", (last - first) / first * 100, "%", Target("<=", 10, "flat (≤ 10 %)"),
-                   note="healthy MQTT + failing webhook (spilling)"),
+            Figure("soak", "RSS growth over the second half", (last - middle) / middle * 100, "%",
+                   Target("<=", 5, "flat (≤ 5 %)"), note="healthy MQTT + failing webhook (spilling)"),
             Figure("soak", "messages lost (healthy consumer)", result.sent - result.delivered, "",
                    Target("<=", 0, "0")),
         )

@@ -40,7 +40,7 @@ from tests.perf.traffic import (
 )
 from tests.support.broker import MosquittoBroker, free_port
 from tests.support.database import create_database, drop_database
-from tests.support.scenario import SECRET_KEY, ServiceProcess, settings
+from tests.support.scenario import SECRET_KEY, ServiceProcess, settings, until_ready
 
 OUT_TOPIC = "bench/{device}"
 MQTT_CONSUMER: dict[str, Any] = {"kind": "mqtt", "url": "mqtt://127.0.0.1:{port}/" + OUT_TOPIC, "qos": 1}
@@ -79,21 +79,6 @@ async def _provision(db: str, consumers: dict[str, dict[str, Any]]) -> None:
         await pool.close()
 
 
-async def _ready(port: int, timeout: float = 30) -> None:
-    async with asyncio.timeout(timeout):
-        while True:
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.write(b"GET /readyz HTTP/1.0\r\n\r\n")
-                status = await reader.readline()
-                writer.close()
-                if b" 200 " in status:
-                    return
-            except OSError:
-                pass
-            await asyncio.sleep(0.1)
-
-
 @contextlib.contextmanager
 def iotd(broker: MosquittoBroker, consumers: dict[str, dict[str, Any]], processes: int = 1) -> Iterator[ServiceProcess]:
     """A running ``iotd serve`` (every process ready) with the 4 devices and ``consumers``."""
@@ -105,7 +90,7 @@ def iotd(broker: MosquittoBroker, consumers: dict[str, dict[str, Any]], processe
         service = ServiceProcess(settings(db, broker, log_level="warning"), args)
         service.start()
         for k in range(processes):
-            asyncio.run(_ready(service.port + k))
+            asyncio.run(until_ready(service.port + k, 30))
         yield service
     finally:
         if service is not None and service.proc is not None and service.proc.poll() is None:

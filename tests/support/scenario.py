@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,23 @@ async def publish_all(port: int, bodies: list[bytes], per_second: float | None =
                 await asyncio.sleep(10 * window / per_second)
 
 
+async def until_ready(port: int, timeout: float = 20, alive: Callable[[], None] = lambda: None) -> None:
+    """Until ``GET /readyz`` on ``port`` answers 200; ``alive`` raises when the service died meanwhile."""
+    async with asyncio.timeout(timeout):
+        while True:
+            alive()
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET /readyz HTTP/1.0\r\n\r\n")
+                status = await reader.readline()
+                writer.close()
+                if b" 200 " in status:
+                    return
+            except OSError:
+                pass
+            await asyncio.sleep(0.1)
+
+
 class ServiceProcess:
     """`iotd serve` as a child process, so a test can SIGKILL or SIGTERM it.
 
@@ -117,19 +135,10 @@ class ServiceProcess:
                                          stdout=subprocess.DEVNULL, stderr=err)
 
     async def ready(self, timeout: float = 20) -> None:
-        async with asyncio.timeout(timeout):
-            while True:
-                assert self.proc is not None and self.proc.poll() is None, self.stderr()
-                try:
-                    reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                    writer.write(b"GET /readyz HTTP/1.0\r\n\r\n")
-                    status = await reader.readline()
-                    writer.close()
-                    if b" 200 " in status:
-                        return
-                except OSError:
-                    pass
-                await asyncio.sleep(0.1)
+        def alive() -> None:
+            assert self.proc is not None and self.proc.poll() is None, self.stderr()
+
+        await until_ready(self.port, timeout, alive)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.proc is not None
