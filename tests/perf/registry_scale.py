@@ -27,12 +27,11 @@ from registry.cache import RegistryCache
 from registry.db import create_pool, migrate
 from registry.installation import open_secret_box
 from tests.perf import bench_device_import
-from tests.perf.service_runs import _ready
 from tests.perf.traffic import rss_mib
 from tests.support.api import running_api
 from tests.support.broker import MosquittoBroker
 from tests.support.database import create_database, drop_database
-from tests.support.scenario import SECRET_KEY, ServiceProcess, settings
+from tests.support.scenario import SECRET_KEY, ServiceProcess, settings, until_ready
 
 BULK_EUI_PREFIX = "80"   # bulk rows: 80xxxxxxxxxxxxxx; the CSV import uses 70b3d5…
 
@@ -134,7 +133,7 @@ def run(broker: MosquittoBroker, devices: int, import_rows: int) -> RegistryFigu
         start = time.perf_counter()
         service.start()
         try:
-            asyncio.run(_ready(service.port, timeout=600))
+            asyncio.run(until_ready(service.port, timeout=600))
             ready_s = time.perf_counter() - start
             assert service.proc is not None
             serve_mib = rss_mib(service.proc.pid)
