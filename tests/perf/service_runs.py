@@ -23,9 +23,6 @@ from typing import Any
 
 import orjson
 
-from registry import store
-from registry.db import create_pool, migrate
-from registry.installation import open_secret_box
 from tests.perf.traffic import (
     DEVICES,
     Counter,
@@ -40,7 +37,7 @@ from tests.perf.traffic import (
 )
 from tests.support.broker import MosquittoBroker, free_port
 from tests.support.database import create_database, drop_database
-from tests.support.scenario import SECRET_KEY, ServiceProcess, settings, until_ready
+from tests.support.scenario import ServiceProcess, provision, settings, until_ready
 
 OUT_TOPIC = "bench/{device}"
 MQTT_CONSUMER: dict[str, Any] = {"kind": "mqtt", "url": "mqtt://127.0.0.1:{port}/" + OUT_TOPIC, "qos": 1}
@@ -61,31 +58,13 @@ def timeout_for(n: int) -> float:
     return 30 + n / 500
 
 
-async def _provision(db: str, consumers: dict[str, dict[str, Any]]) -> None:
-    pool = await create_pool(db)
-    try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
-            box = await open_secret_box(conn, SECRET_KEY)
-            org = await store.create_organization(conn, "perf")
-            app = await store.create_application(conn, org, "sensors")
-            for i, eui in enumerate(DEVICES):
-                await store.create_device(conn, box, application_id=app, name=f"room {i}", dev_eui=eui,
-                                          decoder="elsys")
-            for name, spec in consumers.items():
-                consumer = await store.create_consumer(conn, box, organization_id=org, name=name, **spec)
-                await store.create_subscription(conn, consumer_id=consumer, application_id=app)
-    finally:
-        await pool.close()
-
-
 @contextlib.contextmanager
 def iotd(broker: MosquittoBroker, consumers: dict[str, dict[str, Any]], processes: int = 1) -> Iterator[ServiceProcess]:
     """A running ``iotd serve`` (every process ready) with the 4 devices and ``consumers``."""
     db = asyncio.run(create_database("iotd_perf"))
     service: ServiceProcess | None = None
     try:
-        asyncio.run(_provision(db, consumers))
+        asyncio.run(provision(db, consumers, dev_euis=DEVICES))
         args = ("--processes", str(processes)) if processes > 1 else ()
         service = ServiceProcess(settings(db, broker, log_level="warning"), args)
         service.start()

@@ -42,8 +42,10 @@ class Tenant:
     consumers: dict[str, str]
 
 
-async def provision(database_url: str, consumers: dict[str, dict[str, Any]]) -> Tenant:
-    """One organization, application and Elsys device, and the named consumers subscribed to the application."""
+async def provision(database_url: str, consumers: dict[str, dict[str, Any]],
+                    dev_euis: tuple[str, ...] = (EUI,)) -> Tenant:
+    """One organization and application, an Elsys device per DevEUI (``Tenant.device`` is the first), and the
+    named consumers subscribed to the application."""
     pool = await create_pool(database_url)
     try:
         async with pool.acquire() as conn:
@@ -51,13 +53,13 @@ async def provision(database_url: str, consumers: dict[str, dict[str, Any]]) -> 
             box = await open_secret_box(conn, SECRET_KEY)
             org = await store.create_organization(conn, f"org-{uuid.uuid4().hex[:6]}")
             app = await store.create_application(conn, org, "app")
-            device, _ = await store.create_device(conn, box, application_id=app, name="d", dev_eui=EUI,
-                                                  decoder="elsys")
+            devices = [(await store.create_device(conn, box, application_id=app, name="d" if i == 0 else f"d{i}",
+                                                  dev_eui=eui, decoder="elsys"))[0] for i, eui in enumerate(dev_euis)]
             ids = {}
             for name, spec in consumers.items():
                 ids[name] = await store.create_consumer(conn, box, organization_id=org, name=name, **spec)
                 await store.create_subscription(conn, consumer_id=ids[name], application_id=app)
-        return Tenant(org, app, device, ids)
+        return Tenant(org, app, devices[0], ids)
     finally:
         await pool.close()
 
