@@ -17,6 +17,8 @@ from typing import Any
 import asyncpg
 import structlog
 
+from decoders import catalog
+from distributor import heap
 from distributor.delivery.backlog import Backlog
 from distributor.delivery.dispatcher import Dispatcher
 from distributor.delivery.policy import CircuitBreaker, RetryPolicy
@@ -123,6 +125,7 @@ class Service:
         self.pipeline: Pipeline | None = None
         self._broker_task: asyncio.Task[None] | None = None
         self.broker_error: str | None = None     # why the broker is not connected yet (for /readyz)
+        self._reloads_seen = 0                   # full registry reloads already frozen (distributor/heap.py)
 
     async def start(self) -> None:
         """Start everything; an operator's problem (database, port, settings) is a ``StartupError`` of one line,
@@ -167,6 +170,7 @@ class Service:
         except OSError as exc:   # taken between the probe and now
             raise StartupError(http_problem(exc, s.http_host, s.http_port)) from None
         self._http = (server, task)
+        heap.settle()   # everything start-up loaded, before the first message: distributor/heap.py
         if s.run_distributor and s.mqtt_url:
             assert self.pipeline is not None
             self.source = ChirpStackMqttSource.from_settings(s, self.pipeline, self.metrics)
@@ -240,6 +244,7 @@ class Service:
         self.cache.on_reload.append(self._schedule_sync)
         await self.retry.start()
         await self.consumer_stats.start()
+        catalog.load_all()   # the built-in decoders load now, not with the first uplink
         self.js_decoders = JsDecoders()
         self.js_decoders.sync(self.cache.snapshot.js_decoders)
         await self.js_decoders.statuses.load(self.pool)   # battery and margin for OS2iot decoders
@@ -253,6 +258,9 @@ class Service:
                                  dedup_window_s=s.dedup_window_s, js=self.js_decoders, js_pool=self.js_pool)
 
     def _schedule_sync(self, snapshot: Snapshot) -> None:
+        if self.cache.reloads != self._reloads_seen:   # a whole new snapshot, not a device update
+            self._reloads_seen = self.cache.reloads
+            heap.keep_snapshot()
         if self.pipeline is not None:  # at once, in the reload itself: records only, workers load codecs lazily
             self.js_decoders.sync(snapshot.js_decoders)
         self._sync_task = asyncio.get_running_loop().create_task(self._on_registry(snapshot))

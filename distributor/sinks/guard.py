@@ -4,11 +4,11 @@ The check runs on the address a socket is about to connect to, after DNS, so nei
 that resolves to an internal address nor one whose answer changes after the API checked it (DNS
 rebinding) gets through:
 
-* HTTP (aiohttp): ``GuardedResolver`` drops refused addresses from every lookup (a name with public
-  and private addresses uses only the public ones; one with none left fails as "target address not
-  allowed"), and ``guarded_socket_factory`` refuses to create a socket for a refused address: it
-  also covers literal IP hosts, which aiohttp never hands to the resolver. Redirects are not followed
-  and no proxy from the environment is used (``trust_env`` stays off).
+* HTTP (``distributor.sinks.http_wire``): ``allowed_addresses`` resolves the name (or takes a literal
+  address) and drops every refused address (a name with public and private addresses uses only the
+  public ones; one with none left fails as "target address not allowed"); the client connects to
+  exactly those addresses, with TLS verified for the URL's host. Redirects are not followed and no
+  proxy from the environment is used.
 * MQTT: ``checked_address`` resolves the broker's name, returns the first allowed address and the
   sink connects to exactly that address; ``named_tls_context`` keeps verifying the certificate (and
   sending SNI) for the hostname.
@@ -28,48 +28,15 @@ import socket
 import ssl
 from typing import Any
 
-from aiohappyeyeballs import AddrInfoType, SocketFactoryType
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
-
 from registry.targets import REFUSED, TargetPolicy, TargetRefused, parse_address
 
 DNS_TIMEOUT_S = 10.0
 
 
-class GuardedResolver(AbstractResolver):
-    """aiohttp's resolver, keeping only the addresses the policy allows."""
-
-    def __init__(self, policy: TargetPolicy, inner: AbstractResolver | None = None) -> None:
-        self._policy = policy
-        self._inner = inner or DefaultResolver()
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-                      ) -> list[ResolveResult]:
-        found = await self._inner.resolve(host, port, family)
-        allowed = [r for r in found if self._policy.allows(r["host"])]
-        if not allowed:
-            raise TargetRefused()
-        return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
-def guarded_socket_factory(policy: TargetPolicy) -> SocketFactoryType:
-    """A socket factory for aiohttp that refuses to create a socket for an address the policy refuses."""
-
-    def create(addr_info: AddrInfoType) -> socket.socket:
-        family, type_, proto, _, address = addr_info
-        if not policy.allows(str(address[0])):
-            raise TargetRefused()
-        return socket.socket(family=family, type=type_, proto=proto)
-
-    return create
-
-
-async def checked_address(policy: TargetPolicy, host: str, port: int, timeout_s: float = DNS_TIMEOUT_S) -> str:
-    """The first address of ``host`` the policy allows; ``TargetRefused`` if none, ``socket.gaierror`` if no DNS."""
+async def allowed_addresses(policy: TargetPolicy, host: str, port: int,
+                            timeout_s: float = DNS_TIMEOUT_S) -> list[str]:
+    """The addresses of ``host`` the policy allows, in DNS order; ``TargetRefused`` if none is,
+    ``socket.gaierror`` if the name does not resolve. A literal address is checked as it is."""
     literal = parse_address(host)
     if literal is not None:
         candidates = [str(literal)]
@@ -77,11 +44,16 @@ async def checked_address(policy: TargetPolicy, host: str, port: int, timeout_s:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(timeout_s):
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        candidates = [str(info[4][0]) for info in infos]
-    for address in candidates:
-        if policy.allows(address):
-            return address
-    raise TargetRefused()
+        candidates = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    allowed = [address for address in candidates if policy.allows(address)]
+    if not allowed:
+        raise TargetRefused()
+    return allowed
+
+
+async def checked_address(policy: TargetPolicy, host: str, port: int, timeout_s: float = DNS_TIMEOUT_S) -> str:
+    """The first address of ``host`` the policy allows; ``TargetRefused`` if none, ``socket.gaierror`` if no DNS."""
+    return (await allowed_addresses(policy, host, port, timeout_s))[0]
 
 
 class _NamedTls(ssl.SSLContext):

@@ -28,30 +28,33 @@ Credentials in the URL (``https://user:password@host/...``) become an ``Authoriz
 header built here; if the consumer configured its own ``Authorization`` header, that header wins
 and the URL's credentials are not sent. (aiohttp itself refuses a URL with credentials plus an
 Authorization header with a ``ValueError``, which used to abort the retry worker's pass.)
+
+The requests go through ``distributor.sinks.http_wire``, a lean HTTP/1.1 client made for this one
+job (twice aiohttp's client's rate here; its docstring says what it does and does not do).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import time
 from email.utils import parsedate_to_datetime
 
-import aiohttp
 from yarl import URL
 
 from distributor.formats import join_batch
 from distributor.sinks.base import DeliveryError, Outgoing
-from distributor.sinks.guard import GuardedResolver, failure_class, guarded_socket_factory
+from distributor.sinks.guard import failure_class
+from distributor.sinks.http_wire import ConnectionLost, ProtocolError, WirePool
 from registry import storable
 from registry.records import Consumer
-from registry.targets import TargetPolicy
+from registry.targets import TargetPolicy, TargetRefused
 
 USER_AGENT = "iotd/0.1"
 CONNECTIONS_PER_SINK = 64
 _RESPONSE_KEEP = storable.RESPONSE_TEXT   # bytes of an error answer read and kept for the dead letter
-_SUCCESS_DRAIN = 64 * 1024       # read (and drop) this much of a 2xx body so the connection is reused
 MESSAGE_ID_HEADER_MAX = 4000     # characters: half the 8 KB header-line limit common servers enforce
 
 
@@ -92,55 +95,33 @@ def target_and_headers(url: str, headers: dict[str, str]) -> tuple[URL, dict[str
     return parsed.with_user(None), out
 
 
-def _connect_failure(exc: aiohttp.ClientConnectorError) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientConnectorSSLError):
-        return "TLS error"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError) and failure_class(exc.os_error) == "cannot connect":
-        return "DNS lookup failed"
-    return failure_class(exc.os_error)
-
-
-async def _read_some(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    data = bytearray()
-    while len(data) < limit:
-        chunk = await response.content.read(limit - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return bytes(data)
-
-
 class HttpSink:
-    """POSTs to one consumer over a pooled aiohttp session (keep-alive, up to 64 connections)."""
+    """POSTs to one consumer over keep-alive connections (up to 64; ``http_wire``)."""
 
     def __init__(self, consumer: Consumer, *, policy: TargetPolicy) -> None:
         self._consumer = consumer
-        self._policy = policy
         content_type = "application/senml+json" if consumer.format == "senml" else "application/json"
-        self._url, self._headers = target_and_headers(
-            consumer.target_url, {"Content-Type": content_type, "User-Agent": USER_AGENT, **consumer.headers})
-        self._session: aiohttp.ClientSession | None = None
-        self._timeout = aiohttp.ClientTimeout(total=consumer.timeout_s)
+        url, self._headers = target_and_headers(
+            consumer.target_url, {"Content-Type": content_type, "User-Agent": USER_AGENT, "Accept": "*/*",
+                                   **consumer.headers})
+        # a bad URL or header is a ValueError here, so the consumer gets a sink that says so (service.py)
+        self._pool = WirePool(url, self._headers, policy, limit=CONNECTIONS_PER_SINK)
+        self._started = False
         self._single = consumer.batch_size <= 1
 
     async def start(self) -> None:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=CONNECTIONS_PER_SINK, ttl_dns_cache=300,
-                                             resolver=GuardedResolver(self._policy),
-                                             socket_factory=guarded_socket_factory(self._policy))
-            self._session = aiohttp.ClientSession(connector=connector)
+        self._started = True
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-        self._session = None
+        self._started = False
+        await self._pool.close()
 
     def _request(self, batch: list[Outgoing]) -> tuple[bytes, dict[str, str]]:
         if len(batch) == 1 and self._single:
             body = batch[0].body
         else:
             body = join_batch(self._consumer.format, [o.body for o in batch])
-        headers = dict(self._headers)
+        headers: dict[str, str] = {}
         ids = ",".join(o.message_id for o in batch)
         if len(ids) <= MESSAGE_ID_HEADER_MAX:
             headers["X-Iotd-Message-Id"] = ids
@@ -154,29 +135,25 @@ class HttpSink:
     async def send(self, batch: list[Outgoing]) -> None:
         if not batch:
             return
-        if self._session is None:
+        if not self._started:
             raise DeliveryError("sink not started")
         body, headers = self._request(batch)
         try:
-            async with self._session.post(self._url, data=body, headers=headers, timeout=self._timeout,
-                                          allow_redirects=False) as resp:
-                status = resp.status
-                if 200 <= status < 300:
-                    await _read_some(resp, _SUCCESS_DRAIN)
-                    return
-                text = storable.from_bytes(await _read_some(resp, _RESPONSE_KEEP), storable.RESPONSE_TEXT)
-                retry_after = resp.headers.get("Retry-After")
-        except TimeoutError:  # asyncio.TimeoutError and aiohttp.ServerTimeoutError alike
+            async with asyncio.timeout(self._consumer.timeout_s):
+                answer = await self._pool.post(body, headers, _RESPONSE_KEEP)
+        except TimeoutError:
             raise DeliveryError("timeout") from None
-        except aiohttp.ClientConnectorError as exc:
-            raise DeliveryError(_connect_failure(exc)) from None
-        except aiohttp.InvalidURL:
-            raise DeliveryError("invalid URL") from None
-        except aiohttp.ClientError:  # the server went away mid-answer, a broken answer, ...
+        except (ProtocolError, ConnectionLost):   # the server went away mid-answer, a broken answer, ...
             raise DeliveryError("connection lost") from None
-        except OSError as exc:
+        except (OSError, TargetRefused) as exc:
             raise DeliveryError(failure_class(exc)) from None
+        except ValueError:   # a message id that cannot be a header value (ids are ours: never in practice)
+            raise DeliveryError("invalid request", retryable=False) from None
+        status = answer.status
+        if 200 <= status < 300:
+            return
+        text = storable.from_bytes(answer.body, storable.RESPONSE_TEXT)
         if status in (408, 429) or status >= 500:
             raise DeliveryError(f"HTTP {status}", retryable=True, status=status,
-                                retry_after=parse_retry_after(retry_after), response=text)
+                                retry_after=parse_retry_after(answer.headers.get("retry-after")), response=text)
         raise DeliveryError(f"HTTP {status}", retryable=False, status=status, response=text)

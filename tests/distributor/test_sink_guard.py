@@ -5,29 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import socket
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+import pytest_asyncio
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from distributor.service import UnusableSink, default_sink_factory
 from distributor.sinks.base import DeliveryError, Outgoing
-from distributor.sinks.guard import GuardedResolver, checked_address, named_tls_context
+from distributor.sinks.guard import allowed_addresses, checked_address, named_tls_context
 from distributor.sinks.http import HttpSink
 from distributor.sinks.mqtt import MqttSink
 from registry.records import Consumer
 from registry.targets import TargetPolicy, TargetRefused
 from tests.support.broker import MosquittoBroker, free_port
+from tests.support.certs import self_signed
 from tests.support.receivers import topic_subscriber
 from tests.support.scenario import LOOPBACK
 
@@ -87,25 +84,42 @@ async def test_http_failures_are_reason_classes() -> None:
     assert refused is not None and refused.detail == "connection refused"
 
 
-class FixedResolver(AbstractResolver):
-    def __init__(self, *addresses: str) -> None:
-        self.addresses = addresses
+@pytest_asyncio.fixture
+async def dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """Names → the addresses "DNS" answers: a stand-in for a resolver (no DNS server here); the sink
+    then connects for real to what the guard let through."""
+    answers: dict[str, list[str]] = {}
+    loop = asyncio.get_running_loop()
+    real = loop.getaddrinfo
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-                      ) -> list[ResolveResult]:
-        return [ResolveResult(hostname=host, host=a, port=port, family=socket.AF_INET, proto=0, flags=0)
-                for a in self.addresses]
+    async def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        if host not in answers:
+            return await real(host, port, *args, **kwargs)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in answers[host]]
 
-    async def close(self) -> None:
-        return None
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+    return answers
 
 
-async def test_the_resolver_drops_refused_addresses_and_refuses_a_name_with_none_left() -> None:
-    mixed = GuardedResolver(STRICT, FixedResolver("10.0.0.7", "93.184.215.14", "169.254.169.254"))
-    assert [r["host"] for r in await mixed.resolve("example.test", 443)] == ["93.184.215.14"]
-    internal = GuardedResolver(STRICT, FixedResolver("127.0.0.1", "192.168.1.2"))
+async def test_the_guard_drops_refused_addresses_and_refuses_a_name_with_none_left(dns: dict[str, list[str]]
+                                                                                    ) -> None:
+    dns["example.test"] = ["10.0.0.7", "93.184.215.14", "169.254.169.254"]
+    dns["rebinding.test"] = ["127.0.0.1", "192.168.1.2"]
+    assert await allowed_addresses(STRICT, "example.test", 443) == ["93.184.215.14"]
     with pytest.raises(TargetRefused):
-        await internal.resolve("rebinding.test", 80)
+        await allowed_addresses(STRICT, "rebinding.test", 80)
+
+
+async def test_http_connects_only_to_the_addresses_the_guard_let_through(dns: dict[str, list[str]]) -> None:
+    # 10.0.0.7 comes first and is refused; were it dialled, the send would fail or hang (no such host here)
+    dns["mixed.iotd.test"] = ["10.0.0.7", "127.0.0.1"]
+    async with server() as (port, seen):
+        assert await http_send(f"http://mixed.iotd.test:{port}/hook", ON_LOOPBACK) is None
+        assert len(seen) == 1 and seen[0].headers["Host"] == f"mixed.iotd.test:{port}"
+        dns["inside.iotd.test"] = ["127.0.0.1"]
+        refused = await http_send(f"http://inside.iotd.test:{port}/hook", STRICT)
+        assert refused is not None and refused.detail == "target address not allowed"
+        assert len(seen) == 1
 
 
 async def test_checked_address_resolves_and_checks() -> None:
@@ -140,22 +154,9 @@ async def test_mqtt_refuses_a_broker_name_that_resolves_to_loopback_unless_allow
 
 
 @pytest.fixture
-def certificate(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
     """A self-signed certificate for the name broker.iotd.test (and no IP address)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "broker.iotd.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("broker.iotd.test")]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    yield cert_file, key_file
+    return self_signed(tmp_path, "broker.iotd.test")
 
 
 async def test_tls_to_a_checked_address_still_verifies_the_hostname(certificate: tuple[Path, Path]) -> None:
