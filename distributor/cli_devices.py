@@ -128,7 +128,7 @@ def progress_options(stream: TextIO) -> dict[str, Any]:
 
 def _env_size(name: str, default: int) -> int:
     value = os.environ.get(name, "")
-    return int(value) if value.isdigit() and 0 < int(value) < 10_000 else default
+    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) < 10_000 else default
 
 
 def _collect(chunk: Chunk, result: dict[str, Any], counts: dict[str, int], errors: list[tuple[int, str]],

@@ -140,7 +140,7 @@ def check_url(given: str | None, environ: dict[str, str] | os._Environ[str]) -> 
     if given:
         return given
     port = environ.get("IOTD_HTTP_PORT", "").strip() or "8080"
-    if not port.isdigit() or not 0 < int(port) <= 65535:
+    if not (port.isascii() and port.isdigit()) or not 0 < int(port) <= 65535:
         raise SystemExit(f"iotd check: IOTD_HTTP_PORT is not a port number (got {port[:20]!r}); or give --url")
     return f"http://127.0.0.1:{int(port)}"
 

@@ -97,7 +97,7 @@ def read_headers(scope: Scope) -> dict[str, str]:
 
 def declared_length(headers: Mapping[str, str]) -> int | None:
     value = headers.get("content-length")
-    return int(value) if value is not None and value.isdigit() else None
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
 
 
 def _closes(headers: Mapping[str, str]) -> bool:

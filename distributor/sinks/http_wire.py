@@ -42,6 +42,8 @@ IDLE_REUSE_S = 15.0             # a connection idle longer is closed, not reused
 DNS_CACHE_S = 30.0
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
+_DIGITS = re.compile(r"^[0-9]{1,18}$")          # ASCII only: str.isdigit() also takes "²", which int() refuses
+_HEX = re.compile(rb"^[0-9A-Fa-f]{1,15}$")
 
 
 class ProtocolError(Exception):
@@ -126,7 +128,7 @@ class _Parser:
         del self._buffer[:end + 4]
         version, _, rest = lines[0].partition(" ")
         code = rest[:3]
-        if version not in ("HTTP/1.1", "HTTP/1.0") or len(code) != 3 or not code.isdigit():
+        if version not in ("HTTP/1.1", "HTTP/1.0") or not _DIGITS.match(code) or len(code) != 3:
             raise ProtocolError("not an HTTP/1.x status line")
         status = int(code)
         headers: dict[str, str] = {}
@@ -148,7 +150,7 @@ class _Parser:
             self._state = "until-close"
         elif "content-length" in headers:
             length = headers["content-length"]
-            if not length.isdigit():
+            if not _DIGITS.match(length):
                 raise ProtocolError("Content-Length is not a number")
             self._remaining = int(length)
             self._state = "length"
@@ -186,10 +188,9 @@ class _Parser:
                 return False
             size = bytes(self._buffer[:end]).split(b";", 1)[0].strip()
             del self._buffer[:end + 2]
-            try:
-                self._remaining = int(size, 16)
-            except ValueError:
-                raise ProtocolError("a chunk size is not hexadecimal") from None
+            if not _HEX.match(size):
+                raise ProtocolError("a chunk size is not hexadecimal")
+            self._remaining = int(size, 16)
             self._state = "chunk-data" if self._remaining else "trailers"
             return True
         if self._state == "chunk-data":

@@ -47,7 +47,7 @@ class ImportResult(BaseModel):
 async def read_text(request: Request) -> str:
     """The request body as text: at most ``MAX_BYTES``, in the Content-Type's charset (default UTF-8)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BYTES:
         raise ApiError(422, f"the file is larger than {MAX_BYTES // 2**20} MB; split it")
     body = bytearray()
     async for part in request.stream():

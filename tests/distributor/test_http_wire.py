@@ -172,14 +172,25 @@ async def test_an_http_1_0_answer_without_length_ends_when_the_server_closes() -
 @pytest.mark.parametrize("answer", [
     b"HELLO THERE\r\n\r\n",                                       # not HTTP
     b"HTTP/1.1 2x0 OK\r\n\r\n",                                   # no status code
+    b"HTTP/1.1 \xb2\xb2\xb2 OK\r\n\r\n",                          # "²²²": digits to str.isdigit() only
     b"HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\n",           # no length
     b"HTTP/1.1 200 OK\r\nX: " + b"a" * (HEAD_LIMIT + 10),         # a head without end
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # not a chunk size
-], ids=["not-http", "status", "length", "endless-head", "chunk-size"])
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n",  # a negative one
+    b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n",      # "²": a digit to str.isdigit(), not to int()
+], ids=["not-http", "status", "superscript-status", "length", "endless-head", "chunk-size", "negative-chunk",
+        "superscript-length"])
 async def test_a_broken_answer_is_a_lost_connection(answer: bytes) -> None:
     async with scripted(lambda n, k, r: answer) as srv, started(consumer(srv.port)) as sink:
         error = await send(sink)
     assert error is not None and error.detail == "connection lost" and error.retryable
+
+
+async def test_a_retry_after_that_is_no_number_is_ignored_not_a_crash() -> None:
+    busy = b"HTTP/1.1 503 Busy\r\nRetry-After: \xb2\r\nContent-Length: 0\r\n\r\n"   # "²" in Latin-1
+    async with scripted(lambda n, k, r: busy) as srv, started(consumer(srv.port)) as sink:
+        error = await send(sink)
+    assert error is not None and error.status == 503 and error.retryable and error.retry_after is None
 
 
 async def test_a_long_success_body_is_not_read_to_its_end() -> None:

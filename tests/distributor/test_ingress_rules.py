@@ -7,7 +7,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from distributor.auth_throttle import AuthThrottle, credential_type
-from distributor.http_guard import CHIRPSTACK_LIMIT, DECODER_LIMIT, DEFAULT_LIMIT, route_for
+from distributor.commands import check_url
+from distributor.http_guard import CHIRPSTACK_LIMIT, DECODER_LIMIT, DEFAULT_LIMIT, declared_length, route_for
 from distributor.sources.http_ingest import MAX_BODY
 from registry.device_csv import MAX_BYTES
 from registry.tenancy import owner
@@ -123,3 +124,11 @@ APP_2 = "0d7e8f3a-2b1c-4d5e-8f9a-1b2c3d4e5f60"
 def test_the_owner_of_a_chirpstack_event(owners: dict[tuple[str, str], str], tenant: str | None,
                                          application: str | None, expected: str | None) -> None:
     assert owner(owners, tenant, application) == expected
+
+
+@pytest.mark.parametrize("text", ["²", "١٢", "12²"])   # digits to str.isdigit(), not to int()
+def test_numbers_from_outside_are_ascii_digits_or_nothing(text: str) -> None:
+    """A header or setting like "Content-Length: ²" used to raise ValueError where it was read."""
+    assert declared_length({"content-length": text}) is None
+    with pytest.raises(SystemExit, match="not a port number"):
+        check_url(None, {"IOTD_HTTP_PORT": text})

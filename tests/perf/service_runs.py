@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -237,6 +238,26 @@ def latency_ladder(broker: MosquittoBroker, factory: UplinkFactory, rates: tuple
     return out
 
 
+SOAK_SERIES = ("iotd_pending_deliveries", "iotd_retries_total", "iotd_dead_letters_total", "iotd_spilled_total",
+               "iotd_consumer_queue_depth", "python_gc_objects_collected_total")
+
+
+def service_state(port: int) -> str:
+    """What the service says about its backlog, retries and collector (summed over labels), to read the RSS
+    curve against: a step in memory next to a change here has its cause named."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError as exc:
+        return f"metrics unavailable: {exc}"
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in SOAK_SERIES:
+            sums[name] = sums.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return ", ".join(f"{name.removeprefix('iotd_')} {sums[name]:,.0f}" for name in SOAK_SERIES if name in sums)
+
+
 @dataclass
 class Soak:
     sent: int
@@ -265,7 +286,7 @@ def soak(broker: MosquittoBroker, factory: UplinkFactory, seconds: float, rate: 
                 rss = rss_mib(pid)
                 samples.append((time.time() - start, rss))
                 say(f"soak {time.time() - start:6.0f} s: RSS {rss:.1f} MiB, sent {len(sent)}, "
-                    f"delivered {len(counter.lines)}")
+                    f"delivered {len(counter.lines)}; {service_state(service.port)}")
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
