@@ -43,9 +43,11 @@ def test_seen_window_expires_and_bounds() -> None:
     assert w.seen("a")
     now[0] = 11
     assert not w.seen("a")  # expired, seen afresh
-    for k in "bcd":
+    w = SeenWindow(window_s=10, max_keys=4, clock=lambda: now[0])
+    for k in "abcdefg":
         w.seen(k)
-    assert len(w) == 3
+    assert len(w) <= 4                                  # bounded by max_keys
+    assert all(w.seen(k) for k in "fg")                 # the newest max_keys // 2 are always remembered
 
 
 @pytest.mark.parametrize(("a", "b", "same"), [("chirpstack:x", "chirpstack:x", True),

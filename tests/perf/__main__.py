@@ -151,6 +151,7 @@ class Run:
         one = service_runs.mqtt_throughput(self.broker, self.factory, n, processes=1)
         two = service_runs.mqtt_throughput(self.broker, self.factory, n, processes=2)
         killed = service_runs.mqtt_throughput(self.broker, self.factory, n, processes=2, kill_one=True)
+        separate = service_runs.instances_throughput(self.broker, self.factory, n, 2)
         cores = os.cpu_count() or 1
         self.table.add(
             Figure("scale-out", "--processes 1, MQTT consumer", one.per_s, "msg/s"),
@@ -158,7 +159,11 @@ class Run:
             Figure("scale-out", "--processes 2 / C forwarder", self.ratio(two.per_s), "", Target(">=", 0.8)),
             Figure("scale-out", "broker CPU at --processes 2", two.broker_cores, "cores",
                    note=f"leaves {cores - two.broker_cores:.2f} of {cores} cores"),
-            Figure("scale-out", "duplicates without a kill", one.duplicates + two.duplicates, "", Target("<=", 0, "0")),
+            Figure("scale-out", "2 separate instances, one share group", separate.per_s, "msg/s"),
+            Figure("scale-out", "2 separate instances / C forwarder", self.ratio(separate.per_s), ""),
+            Figure("scale-out", "messages lost by separate instances", n - separate.distinct, "", Target("<=", 0, "0")),
+            Figure("scale-out", "duplicates without a kill", one.duplicates + two.duplicates + separate.duplicates, "",
+                   Target("<=", 0, "0")),
             Figure("scale-out", "lost with one worker SIGKILLed mid-run", n - killed.distinct, "",
                    Target("<=", 0, "0"), note="killed" if killed.killed else "no worker found to kill"),
             Figure("scale-out", "duplicates after the kill", killed.duplicates, "",

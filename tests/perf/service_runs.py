@@ -60,28 +60,62 @@ def timeout_for(n: int) -> float:
 
 
 @contextlib.contextmanager
-def iotd(broker: MosquittoBroker, consumers: dict[str, dict[str, Any]], processes: int = 1) -> Iterator[ServiceProcess]:
-    """A running ``iotd serve`` (every process ready) with the 4 devices and ``consumers``."""
+def provisioned(consumers: dict[str, dict[str, Any]]) -> Iterator[str]:
+    """A database made for one run, with the 4 devices and ``consumers``; dropped afterwards."""
     db = asyncio.run(create_database("iotd_perf"))
-    service: ServiceProcess | None = None
     try:
         asyncio.run(provision(db, consumers, dev_euis=DEVICES))
-        args = ("--processes", str(processes)) if processes > 1 else ()
-        service = ServiceProcess(settings(db, broker, log_level="warning"), args)
-        service.start()
-        for k in range(processes):
-            asyncio.run(until_ready(service.port + k, 30))
-        yield service
+        yield db
     finally:
-        if service is not None and service.proc is not None and service.proc.poll() is None:
-            service.kill(signal.SIGTERM)
-            try:
-                service.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                service.stop()
-        if service is not None:
-            forget_sessions(broker, service.env["IOTD_MQTT_CLIENT_ID"], processes)
         asyncio.run(drop_database(db))
+
+
+def stopped(service: ServiceProcess) -> None:
+    if service.proc is not None and service.proc.poll() is None:
+        service.kill(signal.SIGTERM)
+        try:
+            service.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            service.stop()
+
+
+@contextlib.contextmanager
+def iotd(broker: MosquittoBroker, consumers: dict[str, dict[str, Any]], processes: int = 1) -> Iterator[ServiceProcess]:
+    """A running ``iotd serve`` (every process ready) with the 4 devices and ``consumers``."""
+    with provisioned(consumers) as db:
+        service: ServiceProcess | None = None
+        try:
+            args = ("--processes", str(processes)) if processes > 1 else ()
+            service = ServiceProcess(settings(db, broker, log_level="warning"), args)
+            service.start()
+            for k in range(processes):
+                asyncio.run(until_ready(service.port + k, 30))
+            yield service
+        finally:
+            if service is not None:
+                stopped(service)
+                forget_sessions(broker, service.env["IOTD_MQTT_CLIENT_ID"], processes)
+
+
+@contextlib.contextmanager
+def separate_instances(broker: MosquittoBroker, consumers: dict[str, dict[str, Any]], n: int
+                       ) -> Iterator[list[ServiceProcess]]:
+    """``n`` separately started ``iotd serve`` on one database, members of one share group (as separate
+    machines would run them: deploy/README.md, "Shared subscriptions")."""
+    with provisioned(consumers) as db:
+        group = f"perf-{os.getpid()}-{time.monotonic_ns()}"
+        services = [ServiceProcess(settings(db, broker, log_level="warning", mqtt_share_group=group))
+                    for _ in range(n)]
+        try:
+            for service in services:
+                service.start()
+            for service in services:
+                asyncio.run(service.ready(30))
+            yield services
+        finally:
+            for service in services:
+                stopped(service)
+                forget_sessions(broker, service.env["IOTD_MQTT_CLIENT_ID"], 1)
 
 
 def forget_sessions(broker: MosquittoBroker, client_id: str, processes: int) -> None:
@@ -113,6 +147,13 @@ def measure(broker: MosquittoBroker, uplinks: Uplinks, counter: Counter,
     got = counter.ids() if ids else [str(i) for i in range(len(counter.lines))]
     return Throughput(len(uplinks) / elapsed if last else None, len(set(got)), len(got) - len(set(got)),
                       broker_cores)
+
+
+def instances_throughput(broker: MosquittoBroker, factory: UplinkFactory, n: int, instances: int) -> Throughput:
+    """ChirpStack uplink → decode → MQTT consumer with ``instances`` separate services sharing the subscription."""
+    with separate_instances(broker, {"out": mqtt_consumer(broker)}, instances):
+        uplinks = factory.make(n)
+        return measure(broker, uplinks, Counter(broker.port, "bench/#", n))
 
 
 def mqtt_throughput(broker: MosquittoBroker, factory: UplinkFactory, n: int, processes: int = 1,
