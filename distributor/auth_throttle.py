@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -61,7 +62,7 @@ class AuthThrottle:
         self._clock = clock
         self._window_s = window_s
         self._max = max_addresses
-        self._windows: dict[str, _Window] = {}
+        self._windows: OrderedDict[str, _Window] = OrderedDict()   # oldest window first (see _make_room)
 
     def retry_after(self, address: str) -> int | None:
         """Seconds until ``address`` may try again; None when it is not blocked."""
@@ -90,9 +91,9 @@ class AuthThrottle:
                         window_s=self._window_s)
 
     def _make_room(self, now: float) -> None:
-        if len(self._windows) < self._max:
-            return
-        for address in [a for a, w in self._windows.items() if now - w.opened >= self._window_s]:
-            del self._windows[address]
-        while len(self._windows) >= self._max:      # still full: forget the oldest windows
-            del self._windows[next(iter(self._windows))]
+        """Forget the oldest windows (expired ones first: windows are kept in the order they opened) in O(1)
+        each. Scanning every window, or finding a plain dict's first key past the deleted ones, made each
+        wrong credential from a new address cost O(addresses) once the table was full: an attacker with many
+        addresses could stall the event loop (issue 16's soak found the dict walk in the dedup window)."""
+        while len(self._windows) >= self._max:
+            self._windows.popitem(last=False)

@@ -18,6 +18,7 @@ never waits on the database for them.
 from __future__ import annotations
 
 import base64
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +40,7 @@ class DeviceStatuses:
 
     def __init__(self, limit: int = MAX_STATUSES) -> None:
         self._limit = limit
-        self._known: dict[str, tuple[float | None, int | None]] = {}
+        self._known: OrderedDict[str, tuple[float | None, int | None]] = OrderedDict()   # least recent first
 
     def __len__(self) -> int:
         return len(self._known)
@@ -50,7 +51,9 @@ class DeviceStatuses:
             return
         old = self._known.get(device_id)
         if old is None and len(self._known) >= self._limit:
-            del self._known[next(iter(self._known))]
+            self._known.popitem(last=False)   # the device heard from least recently; O(1) (not a dict's first key)
+        elif old is not None:
+            self._known.move_to_end(device_id)
         last_battery, last_margin = old or (None, None)
         self._known[device_id] = (last_battery if battery_level is None else battery_level,
                                   last_margin if margin is None else margin)

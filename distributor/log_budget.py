@@ -11,6 +11,7 @@ many were left out. The message itself still carries the error (``decoder.status
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 MAX_KEYS = 10_000     # distinct keys remembered; beyond, the oldest window is forgotten
@@ -22,7 +23,7 @@ class LogBudget:
         self.per_window = per_window
         self.window_s = window_s
         self._clock = clock
-        self._windows: dict[Hashable, list[float]] = {}   # key -> [window start, lines, left out]
+        self._windows: OrderedDict[Hashable, list[float]] = OrderedDict()   # key -> [start, lines, left out]
 
     def allow(self, key: Hashable) -> tuple[bool, int]:
         """(whether to log this line, how many lines of the previous window were left out)."""
@@ -31,8 +32,9 @@ class LogBudget:
         if window is None or now - window[0] >= self.window_s:
             left_out = int(window[2]) if window is not None else 0
             if window is None and len(self._windows) >= MAX_KEYS:
-                del self._windows[next(iter(self._windows))]
+                self._windows.popitem(last=False)   # O(1); a plain dict's first key is found past every deleted one
             self._windows[key] = [now, 1, 0]
+            self._windows.move_to_end(key)          # kept in the order the windows opened
             return True, left_out
         if window[1] < self.per_window:
             window[1] += 1
