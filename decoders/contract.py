@@ -18,11 +18,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from decoders.vocabulary import QUANTITIES, Quantity, quantity, typed
+from decoders.vocabulary import PHYSICAL, QUANTITIES, Quantity, quantity, typed
 
 Value = float | int | bool | str
 
 
+Row = list[Any]
+"""A measurement as ``[name, unit, value]``, the shape a JavaScript worker answers with."""
 NUMBER = (int, float)  # for isinstance on hot paths: `int | float` would build a union object on every call
 
 
@@ -89,17 +91,36 @@ def failure(message: str, data: dict[str, Any] | None = None) -> DecodeResult:
 
 def preset_measurements(data: Mapping[str, Any]) -> list[Measurement]:
     """Turn top-level vocabulary-named numeric keys of ``data`` into measurements."""
-    out: list[Measurement] = []
+    return [Measurement(*row) for row in preset_rows(data)]
+
+
+def preset_rows(data: Mapping[str, Any]) -> list[Row]:
+    """:func:`preset_measurements` as ``[name, unit, value]`` rows: a JavaScript worker sends them on as they
+    are, so no Measurement is built per reading."""
+    return list(preset_into(data, {}).values())
+
+
+def preset_into(data: Mapping[str, Any], out: dict[str, Row]) -> dict[str, Row]:
+    """Add the preset rows of ``data`` to ``out`` (by name), one table lookup per key (:data:`PRESET_TABLE`)."""
     for key, value in data.items():
-        q = QUANTITIES.get(key)
-        if q is not None and isinstance(value, NUMBER):
-            out.append(Measurement(key, q.unit, typed(q, value)))
+        entry = PRESET_TABLE.get(key)
+        if entry is not None and isinstance(value, NUMBER):
+            out[key] = [key, entry[0], float(value) if entry[1] else typed_value(False, value)]
     return out
+
+
+def typed_value(physical: bool, value: float | int | bool) -> float | int:
+    """``vocabulary.typed`` with the quantity's kind looked up once (tables keep ``physical`` per name)."""
+    if physical:
+        return float(value)
+    if isinstance(value, bool) or (isinstance(value, float) and value.is_integer()):
+        return int(value)
+    return value
 
 
 def measurement(name: str, value: float | int | bool) -> Measurement:
     """One measurement of a vocabulary quantity, its value of the quantity's kind (see ``vocabulary.typed``)."""
-    q = _QUANTITY.get(name) or quantity(name)   # quantity() names an unknown quantity
+    q = _QUANTITY.get(name) or quantity(name)  # quantity() names an unknown quantity
     return Measurement(name, q.unit, typed(q, value))
 
 
@@ -115,13 +136,15 @@ def measurements_from(data: Mapping[str, Any], mapping: Mapping[str, tuple[str, 
         if target is None or not isinstance(value, NUMBER):
             continue
         name, scale = target
-        q = _QUANTITY.get(name) or quantity(name)   # quantity() names an unknown quantity
+        q = _QUANTITY.get(name) or quantity(name)  # quantity() names an unknown quantity
         scaled = round(value * scale, 6) if scale != 1 and not isinstance(value, bool) else value
         out.append(Measurement(name, q.unit, typed(q, scaled)))
     return out
 
 
 _QUANTITY: dict[str, Quantity] = dict(QUANTITIES)
+PRESET_TABLE: dict[str, tuple[str, bool]] = {name: (q.unit, q.kind == PHYSICAL) for name, q in QUANTITIES.items()}
+"""Vocabulary name -> (unit, whether its value is a float): what turning a key into a reading needs."""
 
 
 DecodeFn = Callable[[bytes, "int | None"], DecodeResult]

@@ -212,11 +212,18 @@ class JsCodec:
         return self._run(Call(function, args, recv_ms), isolation_key)
 
     def _run(self, call: Call, isolation_key: str | None) -> CallOutcome:
-        self.stats.calls += 1
         try:
             args_json = call.to_json()
         except TypeError as exc:
+            self.stats.calls += 1
             return CallOutcome.failed(f"the input is not JSON: {exc}")
+        outcome = self._run_text(args_json, isolation_key)
+        return outcome if isinstance(outcome, CallOutcome) else self._outcome(outcome)
+
+    def _run_text(self, args_json: str, isolation_key: str | None) -> str | CallOutcome:
+        """One call, up to the harness's answer as text; a failure (a limit, a load that failed again) as
+        its outcome. A worker reads a plain answer straight from the text (``decoders.js.worker_codec``)."""
+        self.stats.calls += 1
         contexts = self._contexts()
         try:
             engine = self._engine(contexts, isolation_key)
@@ -234,9 +241,13 @@ class JsCodec:
         if not usable:
             self._discard(contexts, isolation_key)
             self.stats.state_rebuilds += 1
+        return text
+
+    def _outcome(self, text: str) -> CallOutcome:
+        """The harness's answer read; an out-of-memory the codec caught (and its context was rebuilt) is one."""
         outcome = parse_envelope(text)
         if outcome.error is not None and outcome.error.startswith("InternalError: out of memory"):
-            self.stats.out_of_memory += 1  # thrown (and caught) inside the codec; the context was rebuilt
+            self.stats.out_of_memory += 1
             limit = self.limits.memory_bytes / (1024 * 1024)
             return CallOutcome(error=f"out of memory (limit {limit:g} MiB)", logs=outcome.logs)
         return outcome

@@ -131,15 +131,19 @@ class Engine:
         if not isinstance(out, str):
             raise EngineFailure("internal", f"the harness returned {type(out).__name__}")
         usable = True
-        if out.startswith("!"):
+        if out[:1] == "!":
             out, usable = out[1:], False
-        if not self._drain_jobs():
+        try:
+            queued = self._ctx.execute_pending_job()  # the usual answer: nothing was left queued
+        except quickjs.JSException:
+            return out, False
+        if queued and not self._drain_jobs(1):
             usable = False
         return out, usable
 
-    def _drain_jobs(self) -> bool:
-        """Run promise jobs the call left queued, then reset again; False when that is not possible."""
-        ran = 0
+    def _drain_jobs(self, ran: int = 0) -> bool:
+        """Run promise jobs the call left queued (``ran`` of them already), then reset again; False when that is
+        not possible."""
         try:
             while self._ctx.execute_pending_job():
                 ran += 1

@@ -47,24 +47,26 @@ class FrameReader:
     def __init__(self) -> None:
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> list[Any]:
+    def feed(self, data: bytes | memoryview) -> list[Any]:
         """The messages completed by ``data`` (maybe none); raises :class:`FrameError` on garbage."""
         buffer = self._buffer
         buffer += data
         out: list[Any] = []
-        start, end = 0, len(buffer)
-        while end - start >= HEADER.size:
-            (size,) = HEADER.unpack_from(buffer, start)
-            if size > MAX_FRAME:
-                raise FrameError(f"a frame of {size} bytes is larger than {MAX_FRAME}")
-            if end - start - HEADER.size < size:
-                break
-            body_start = start + HEADER.size
-            try:
-                out.append(orjson.loads(memoryview(buffer)[body_start:body_start + size]))
-            except orjson.JSONDecodeError as exc:
-                raise FrameError(f"a frame is not JSON: {exc}") from None
-            start = body_start + size
+        start, end, header, unpack = 0, len(buffer), HEADER.size, HEADER.unpack_from
+        with memoryview(buffer) as view:  # one view per feed (released before the buffer shrinks)
+            while end - start >= header:
+                (size,) = unpack(buffer, start)
+                if size > MAX_FRAME:
+                    raise FrameError(f"a frame of {size} bytes is larger than {MAX_FRAME}")
+                body_start = start + header
+                start = body_start + size
+                if start > end:
+                    start = body_start - header
+                    break
+                try:
+                    out.append(orjson.loads(view[body_start:start]))
+                except orjson.JSONDecodeError as exc:
+                    raise FrameError(f"a frame is not JSON: {exc}") from None
         if start:
             del buffer[:start]
         return out

@@ -7,6 +7,9 @@ that does not answer in time is killed from outside, which no JavaScript constru
 * Codecs are held per (decoder id, version, isolation key), loaded on first use from the newest source
   the parent sent for that decoder id, in an LRU of :data:`MAX_CODECS`; one that does not compile is
   remembered as its error. Nothing here imports asyncio, the registry or the distributor.
+* Per uplink, the Python around the JavaScript is kept small (``decoders.js.worker_codec``): a plain TTN
+  answer goes from the harness's JSON to the wire's answer through the measurement tables, without the
+  general path's value objects, which answer everything else the same way.
 * Batching: the worker takes every request that has arrived, then writes their answers in one write
   (a long batch every :data:`STREAM_EVERY_S`, so the parent can send more meanwhile). An answer is
   never held behind a slow request: while one runs longer than :data:`FLUSH_AFTER_S`, a small thread
@@ -27,6 +30,7 @@ import sys
 import threading
 import time
 import traceback
+from binascii import a2b_base64
 from collections import OrderedDict, deque
 from datetime import UTC, datetime
 from types import TracebackType
@@ -34,17 +38,18 @@ from typing import Any
 
 import orjson
 
-from decoders.js.codec import JsCodec
 from decoders.js.engine import JsCompileError
 from decoders.js.limits import Limits
-from decoders.js.trial import check_codec, decode_measured, try_codec
+from decoders.js.trial import check_codec, try_codec
 from decoders.js.wire import HELLO, FrameError, FrameReader, frame
+from decoders.js.worker_codec import WorkerCodec
 
-ADDRESS_SPACE_BYTES = 2 * 1024 ** 3
+ADDRESS_SPACE_BYTES = 2 * 1024**3
 MAX_CODECS = 256
 FLUSH_AFTER_S = 0.002
 STREAM_EVERY_S = 0.001
 LOAD_EXTRA_MS = 1000
+READ_BYTES = 1 << 20
 """Loading may take the call's limit plus this (the context, the shims, freezing the built-ins): every call
 runs the top level again within the call's own limit anyway, so a longer load only delays the error."""
 
@@ -55,10 +60,15 @@ class Codecs:
     def __init__(self, limit: int = MAX_CODECS) -> None:
         self._limit = limit
         self._sources: dict[str, tuple[int, str, str | None, int]] = {}
-        self._loaded: OrderedDict[tuple[str, int, str | None], JsCodec | str] = OrderedDict()
+        self._loaded: OrderedDict[tuple[str, int, str | None], WorkerCodec | str] = OrderedDict()
 
-    def get(self, ident: list[Any], spec: list[Any] | None) -> tuple[JsCodec | str, int]:
+    def get(self, ident: list[Any], spec: list[Any] | None) -> tuple[WorkerCodec | str, int]:
         """The codec (or why it does not compile) and how many contexts loading it built (0 or 1)."""
+        if spec is None:  # the usual request: a codec loaded before, named exactly as it is kept
+            found = self._loaded.get(tuple(ident))
+            if found is not None:
+                self._loaded.move_to_end(tuple(ident))
+                return found, 0
         decoder_id, version, key = str(ident[0]), int(ident[1]), ident[2]
         if spec is not None:
             known = self._sources.get(decoder_id)
@@ -76,7 +86,7 @@ class Codecs:
             return f"the worker was not given version {version} of {decoder_id!r}", 0
         try:
             limits = Limits(time_ms=source[3], load_time_ms=source[3] + LOAD_EXTRA_MS)
-            found = JsCodec(source[1], dialect=source[2], limits=limits)
+            found = WorkerCodec(source[1], dialect=source[2], limits=limits)
             built = 1
         except (JsCompileError, ValueError) as exc:
             found, built = str(exc), 0
@@ -94,11 +104,14 @@ def decode(codecs: Codecs, request: dict[str, Any]) -> dict[str, Any]:
     stats = codec.stats
     timeouts, oom, contexts = stats.timeouts, stats.out_of_memory, stats.contexts_built
     received = request.get("t")
-    result, measurements = decode_measured(
-        codec, base64.b64decode(request["p"]), request.get("f"), variables=request.get("v"), event=request.get("e"),
-        device=request.get("d"), recv_time_ms=int(received) if received else None)
-    answer: dict[str, Any] = {"d": result.data, "w": result.warnings, "e": result.errors,
-                              "m": [[m.name, m.unit, m.value] for m in measurements]}
+    answer = codec.decode_answer(
+        a2b_base64(request["p"]),
+        request.get("f"),
+        variables=request.get("v"),
+        event=request.get("e"),
+        device=request.get("d"),
+        recv_time_ms=int(received) if received else None,
+    )
     if stats.timeouts != timeouts:
         answer["x"] = "timeout"
     elif stats.out_of_memory != oom:
@@ -120,8 +133,14 @@ def handle(codecs: Codecs, request: Any) -> dict[str, Any]:
             return check_codec(source, dialect, int(timeout_ms), request.get("examples") or ())
         if op == "try":
             source, dialect, timeout_ms = request["s"]
-            return try_codec(source, dialect, int(timeout_ms), base64.b64decode(request["p"]), request.get("f"),
-                             dict(request.get("v") or {}))
+            return try_codec(
+                source,
+                dialect,
+                int(timeout_ms),
+                base64.b64decode(request["p"]),
+                request.get("f"),
+                dict(request.get("v") or {}),
+            )
     except Exception as exc:  # answer, and keep serving the other requests
         error = f"internal error in the JavaScript worker: {type(exc).__name__}: {exc}"
         return {"d": {}, "w": [], "e": [error], "m": []} if op == "decode" else {"error": error}
@@ -131,7 +150,7 @@ def handle(codecs: Codecs, request: Any) -> dict[str, Any]:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 class Output:
@@ -201,15 +220,17 @@ def serve(in_fd: int, out_fd: int) -> int:
     out.start()
     out.add(frame(HELLO))
     reader, codecs, requests = FrameReader(), Codecs(), deque[Any]()
+    chunk = bytearray(READ_BYTES)  # read into one buffer: a fresh 1 MiB bytes per read costs mmap, faults, munmap
     try:
         while True:
             if not requests:
                 out.before_read()
-                data = os.read(in_fd, 1 << 20)
-                if not data:
+                size = os.readv(in_fd, [chunk])
+                if not size:
                     return 0
                 out.after_read()
-                requests.extend(reader.feed(data))
+                with memoryview(chunk) as view:
+                    requests.extend(reader.feed(view[:size]))
                 continue
             request = requests.popleft()
             out.busy_since = time.monotonic()
@@ -227,8 +248,13 @@ def serve(in_fd: int, out_fd: int) -> int:
 
 def log_line(level: str, event: str, **fields: Any) -> None:
     """One JSON line on stderr, shaped like the service's own (the worker shares its stderr)."""
-    line = {"event": event, "level": level, "logger": "iotd.js.worker",
-            "timestamp": datetime.now(UTC).isoformat(), **fields}
+    line = {
+        "event": event,
+        "level": level,
+        "logger": "iotd.js.worker",
+        "timestamp": datetime.now(UTC).isoformat(),
+        **fields,
+    }
     sys.stderr.buffer.write(orjson.dumps(line, default=str) + b"\n")
     sys.stderr.flush()
 
