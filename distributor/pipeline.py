@@ -27,6 +27,9 @@ from distributor.ack import Finalizer
 from distributor.dedup import JOINED, NEW, Deduplicator
 from distributor.delivery.dispatcher import Dispatcher
 from distributor.envelope import build_message, message_id
+from distributor.formats import render
+from distributor.history import MessageStore
+from distributor.history import row as history_row
 from distributor.js_codecs import JsDecoders, decode_outcome, decode_request, isolation_key
 from distributor.js_pool import JsPool, failure
 from distributor.log_budget import LogBudget
@@ -37,12 +40,13 @@ from registry.records import Device, JsDecoderRecord
 from registry.state_writer import StateWriter
 
 log = structlog.get_logger("iotd.pipeline")
+DEFAULT_RETENTION_DAYS = 30   # an application the cache does not know yet (migration 0010's default)
 
 
 class Pipeline:
     def __init__(self, cache: RegistryCache, dispatcher: Dispatcher, state: StateWriter, metrics: Metrics,
                  dedup_window_s: float = 600.0, frame_window_s: float = 60.0, js: JsDecoders | None = None,
-                 js_pool: JsPool | None = None) -> None:
+                 js_pool: JsPool | None = None, history: MessageStore | None = None) -> None:
         self._cache = cache
         self._dispatcher = dispatcher
         self._state = state
@@ -50,6 +54,7 @@ class Pipeline:
         self.dedup = Deduplicator(dedup_window_s, frame_window_s)
         self._js = js
         self._js_pool = js_pool
+        self._history = history
         self._decoded: dict[tuple[str, str], Any] = {}
         self._error_logs = LogBudget()          # per organization and decoder: a broken one cannot flood the log
 
@@ -160,9 +165,18 @@ class Pipeline:
                             decoder=device.decoder, errors=message["decoder"]["errors"],
                             **({"earlier_failures_not_logged": left_out} if left_out else {}))
         self._state.message(device.id, up.network.get("f_cnt"), message)
-        consumers = self._cache.snapshot.consumers_for(device)
-        self._dispatcher.dispatch(message, up.raw_event, consumers, topic_vars(device), up.finalizer,
-                                  up.received_at)
+        snapshot = self._cache.snapshot
+        rendered: dict[str, bytes] | None = None
+        if self._history is not None:
+            application = snapshot.applications.get(device.application_id)
+            retention = application.retention_days if application is not None else DEFAULT_RETENTION_DAYS
+            if retention > 0:   # stored as delivered: the native body, rendered once for the store and consumers
+                body = render("native", message, None)
+                rendered = {"native": body}
+                self._history.add(history_row(retention, up.received_at, msg_id, device, up.fport, up.payload, body,
+                                              message["measurements"]), up.finalizer)
+        self._dispatcher.dispatch(message, up.raw_event, snapshot.consumers_for(device), topic_vars(device),
+                                  up.finalizer, up.received_at, rendered)
 
     def device_event(self, dev_eui: str, event: str, detail: dict[str, Any], state: dict[str, Any],
                      finalizer: Finalizer, tenant_id: str | None = None, application_id: str | None = None) -> None:

@@ -25,6 +25,7 @@ from distributor.delivery.policy import CircuitBreaker, RetryPolicy
 from distributor.delivery.retry import RetryWorker
 from distributor.delivery.spill import SpillStore
 from distributor.delivery.stats import StatsWriter
+from distributor.history import MessageStore
 from distributor.http_app import EmbeddedServer, create_app, start_http
 from distributor.js_codecs import JsDecoders
 from distributor.js_metrics import JsDecoderCollector
@@ -47,7 +48,9 @@ from distributor.startup import (
 from registry.api import ApiContext
 from registry.cache import RegistryCache, Snapshot
 from registry.db import create_pool, migrate
+from registry.history_partitions import maintain
 from registry.installation import open_secret_box
+from registry.periodic import run_every
 from registry.records import Consumer
 from registry.secrets import SecretBox, check_key_material
 from registry.state_writer import StateWriter
@@ -126,6 +129,7 @@ class Service:
         self._broker_task: asyncio.Task[None] | None = None
         self.broker_error: str | None = None     # why the broker is not connected yet (for /readyz)
         self._reloads_seen = 0                   # full registry reloads already frozen (distributor/heap.py)
+        self._history_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start everything; an operator's problem (database, port, settings) is a ``StartupError`` of one line,
@@ -226,6 +230,15 @@ class Service:
                                 on_stored=self.backlog.stored)
         self.state = StateWriter(self.pool, s.state_flush_interval_s,
                                  on_dropped=lambda table, what, n: set_aside.labels(table, what).inc(n))
+        self.history: MessageStore | None = None
+        if s.history:
+            async with self.pool.acquire() as conn:   # today's partitions before the first message
+                await maintain(conn)
+            self.history = MessageStore(self.pool, on_dropped=lambda n: set_aside.labels("messages", "dropped").inc(n))
+            await self.history.start()
+            self._history_task = asyncio.create_task(
+                run_every(s.history_maintenance_s, self._maintain_history, log, "message history maintenance"),
+                name="history-maintenance")
         policy = RetryPolicy(s.retry_base_s, s.retry_max_backoff_s, s.retry_max_attempts, s.retry_max_age_s)
         self.dispatcher = Dispatcher(default_sink_factory(s.mqtt_client_id, self.targets), self.spill, self.metrics,
                                      queue_size=s.consumer_queue_size, policy=policy,
@@ -255,7 +268,15 @@ class Service:
             self.js_pool.spawn()
         self.metrics.registry.register(JsDecoderCollector(self.js_pool))
         self.pipeline = Pipeline(self.cache, self.dispatcher, self.state, self.metrics,
-                                 dedup_window_s=s.dedup_window_s, js=self.js_decoders, js_pool=self.js_pool)
+                                 dedup_window_s=s.dedup_window_s, js=self.js_decoders, js_pool=self.js_pool,
+                                 history=self.history)
+
+    async def _maintain_history(self) -> None:
+        assert self.pool is not None
+        async with self.pool.acquire() as conn:
+            done = await maintain(conn)
+        if done.created or done.dropped:
+            log.info("message history partitions", created=done.created, dropped=done.dropped)
 
     def _schedule_sync(self, snapshot: Snapshot) -> None:
         if self.cache.reloads != self._reloads_seen:   # a whole new snapshot, not a device update
@@ -312,6 +333,8 @@ class Service:
             await self.retry.close()
             await self.dispatcher.drain(timeout)
             await self.spill.drain(timeout)
+            if self.history is not None:
+                await self.history.drain(timeout)
         if self._http is not None:
             server, task = self._http
             server.should_exit = True
@@ -320,6 +343,10 @@ class Service:
             await self.dispatcher.close()
             await self.consumer_stats.close()
             await self.spill.close()
+            if self._history_task is not None:
+                self._history_task.cancel()
+            if self.history is not None:
+                await self.history.close()
             await self.state.close()
         cache: RegistryCache | None = getattr(self, "cache", None)   # absent when the start failed before it
         if cache is not None:

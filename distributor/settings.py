@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     circuit_backlog_probe_s: float = Field(5.0, gt=0, description="while a failing consumer has pending deliveries,"
                                                                   " probe it at least this often")
 
+    # --- message history (issue 17) --------------------------------------------------------------
+    history: bool = Field(True, description="keep every uplink in PostgreSQL for its application's retention_days"
+                                            " (acknowledged only once stored); false: keep none")
+    history_maintenance_s: float = Field(3600.0, gt=0, description="how often the history's partitions are made"
+                                                                  " ahead and the expired ones dropped")
+
     # --- MQTT intake (issue 14, helper H adds fields here) --------------------------------------
     mqtt_keepalive_s: int = Field(60, ge=5, le=65535, description="MQTT keepalive with the ChirpStack broker")
     mqtt_session_expiry_s: int | None = Field(

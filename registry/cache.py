@@ -172,8 +172,9 @@ async def load_snapshot(conn: asyncpg.Connection, box: SecretBox) -> Snapshot:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         for r in await conn.fetch("SELECT id, name FROM organizations"):
             snap.organizations[str(r["id"])] = Organization(str(r["id"]), r["name"])
-        for r in await conn.fetch("SELECT id, organization_id, name FROM applications"):
-            snap.applications[str(r["id"])] = Application(str(r["id"]), str(r["organization_id"]), r["name"])
+        for r in await conn.fetch("SELECT id, organization_id, name, retention_days FROM applications"):
+            snap.applications[str(r["id"])] = Application(str(r["id"]), str(r["organization_id"]), r["name"],
+                                                          r["retention_days"])
         # a cursor, not one fetch: a million rows at once would leave their memory behind after the load
         async for r in conn.cursor(DEVICE_COLUMNS, prefetch=DEVICE_BATCH):
             snap.add_device(r)

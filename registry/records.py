@@ -22,6 +22,7 @@ class Application:
     id: str
     organization_id: str
     name: str
+    retention_days: int = 30        # how long its messages are kept in the history (0: not kept)
 
 
 @dataclass(frozen=True, slots=True)

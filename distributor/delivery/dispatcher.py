@@ -69,9 +69,11 @@ class Dispatcher:
         await lane.close()
 
     def dispatch(self, message: dict[str, Any], raw_event: dict[str, Any] | None, consumers: tuple[Consumer, ...],
-                 topic_vars: dict[str, str], finalizer: Finalizer, received_at: float) -> int:
-        """Offer a message to each consumer's lane (rendered once per format); returns how many took it."""
-        rendered: dict[str, bytes] = {}
+                 topic_vars: dict[str, str], finalizer: Finalizer, received_at: float,
+                 rendered: dict[str, bytes] | None = None) -> int:
+        """Offer a message to each consumer's lane (rendered once per format, ``rendered`` holding what is
+        already); returns how many took it."""
+        rendered = {} if rendered is None else rendered
         taken = 0
         for consumer in consumers:
             body = rendered.get(consumer.format)

@@ -38,7 +38,7 @@ ORGANIZATIONS = Table("organization", "organizations", "t.id",
                       "t.id, t.name, t.description, t.created_at, t.updated_at, t.version")
 APPLICATIONS = Table("application", "applications", "t.organization_id",
                      "t.id, t.organization_id, t.name, t.description, t.status, t.owner, t.contact_name,"
-                     " t.contact_email, t.contact_phone, t.personal_data, t.data_classification,"
+                     " t.contact_email, t.contact_phone, t.personal_data, t.data_classification, t.retention_days,"
                      " t.created_at, t.updated_at, t.version")
 
 
@@ -65,6 +65,8 @@ class Organization(Stamped):
     description: str
 
 
+RETENTION_HELP = ("days its messages are kept in the message history (0: none are kept); a change applies to"
+                  " messages stored from then on")
 Status = Literal["planned", "in_development", "prototype", "in_operation", "retired"]
 Classification = Literal["open", "shared", "closed"]
 
@@ -79,6 +81,7 @@ class ApplicationFields(BaseModel):
     contact_phone: str = Field("", max_length=50)
     personal_data: bool = Field(False, description="the data may identify persons (GDPR)")
     data_classification: Classification = Field("closed", description="open, shared or closed data")
+    retention_days: int = Field(30, ge=0, le=3650, description=RETENTION_HELP)
 
 
 class ApplicationIn(ApplicationFields):
@@ -102,6 +105,7 @@ class ApplicationPatch(BaseModel):
     contact_phone: str | None = Field(None, max_length=50)
     personal_data: bool | None = None
     data_classification: Classification | None = None
+    retention_days: int | None = Field(None, ge=0, le=3650, description=RETENTION_HELP)
 
 
 class Application(Stamped):
@@ -115,6 +119,7 @@ class Application(Stamped):
     contact_phone: str
     personal_data: bool
     data_classification: str
+    retention_days: int
 
 
 def organization_shown(row: dict[str, Any]) -> dict[str, Any]:

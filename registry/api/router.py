@@ -15,7 +15,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from registry.api import consumers, decoders, device_io, devices, integrations, keys, operations, organizations
+from registry.api import (
+    consumers,
+    decoders,
+    device_io,
+    devices,
+    history,
+    integrations,
+    keys,
+    operations,
+    organizations,
+)
 from registry.api.context import ApiContext
 from registry.api.errors import ApiError, error_response, install
 from registry.api.json_body import json_problem, missing_body
@@ -71,7 +81,7 @@ def create_api_router(ctx: ApiContext) -> APIRouter:
                                429: {"description": "too many wrong keys from this address; "
                                                     "wait Retry-After seconds"},
                                503: {"description": "the database is unavailable; try again"}})
-    for module in (organizations, device_io, devices, consumers, keys, operations, decoders, integrations):
+    for module in (organizations, device_io, devices, history, consumers, keys, operations, decoders, integrations):
         api.include_router(module.routes(ctx))
     return api
 

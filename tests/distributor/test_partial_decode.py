@@ -23,7 +23,7 @@ class Capture:
         self.messages: list[dict[str, Any]] = []
 
     def dispatch(self, message: dict[str, Any], raw: Any, consumers: Any, topic_vars: Any, finalizer: Finalizer,
-                 received_at: float) -> int:
+                 received_at: float, rendered: dict[str, bytes] | None = None) -> int:
         self.messages.append(message)
         return 0
 

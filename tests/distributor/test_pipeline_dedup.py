@@ -67,7 +67,7 @@ class Lanes:
         self.crash = False
 
     def dispatch(self, message: dict[str, Any], raw: Any, consumers: Any, topic_vars: Any, finalizer: Finalizer,
-                 received_at: float) -> int:
+                 received_at: float, rendered: dict[str, bytes] | None = None) -> int:
         if self.crash:
             raise RuntimeError("a bug in the path")
         finalizer.hold()

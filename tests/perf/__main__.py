@@ -88,24 +88,34 @@ class Run:
     def throughput(self) -> None:
         n = self.size.messages
         mqtt = service_runs.mqtt_throughput(self.broker, self.factory, n)
+        bare = service_runs.mqtt_throughput(self.broker, self.factory, n, history=False)
         batch1 = service_runs.http_throughput(self.broker, self.factory, n, 1)
         batched = service_runs.http_throughput(self.broker, self.factory, n, 100)
         again = anchors.forwarder(self.broker, self.factory, n)
         self.forwarder.append(again.per_s or 0.0)
-        lost = sum(n - r.distinct for r in (mqtt, batch1, batched))
+        lost = sum(n - r.distinct for r in (mqtt, bare, batch1, batched))
         self.table.add(
             Figure("anchors", "C forwarder (mosquitto_sub | mosquitto_pub)", again.per_s, "msg/s", note="after iotd"),
             Figure("throughput", "MQTT consumer, QoS 1", mqtt.per_s, "msg/s"),
             Figure("throughput", "MQTT consumer / C forwarder", self.ratio(mqtt.per_s), "", Target(">=", 0.8)),
             Figure("throughput", "broker CPU during iotd → MQTT", mqtt.broker_cores, "cores"),
+            Figure("throughput", "MQTT consumer, history off (IOTD_HISTORY=false)", bare.per_s, "msg/s"),
+            Figure("throughput", "history on / history off", None if not (mqtt.per_s and bare.per_s)
+                   else mqtt.per_s / bare.per_s, "", Target(">=", 0.9, "≥ 0.90")),
+            Figure("throughput", "history: messages stored (MQTT run)", mqtt.stored, "", Target(">=", n, f"{n:,}")),
+            Figure("throughput", "history: bytes per stored message",
+                   mqtt.stored_bytes / mqtt.stored if mqtt.stored else None, "B",
+                   note="row, lz4-compressed body, 2 indexes"),
+            Figure("throughput", "history: GiB per million messages", mqtt.stored_bytes / mqtt.stored * 1e6 / 2**30
+                   if mqtt.stored else None, "GiB"),
             Figure("throughput", "HTTP webhook, batch_size 1", batch1.per_s, "msg/s", note="default concurrency 8"),
             Figure("throughput", "HTTP batch_size 1 / C forwarder", self.ratio(batch1.per_s), "", Target(">=", 0.5)),
             Figure("throughput", "HTTP webhook, batch_size 100", batched.per_s, "msg/s", note="batch_wait_ms 50"),
             Figure("throughput", "HTTP batch_size 100 / C forwarder", self.ratio(batched.per_s), "",
                    Target(">=", 0.8)),
-            Figure("throughput", "messages lost (3 runs)", lost, "", Target("<=", 0, "0")),
-            Figure("throughput", "duplicates delivered (3 runs)", sum(r.duplicates for r in (mqtt, batch1, batched)),
-                   "", Target("<=", 0, "0")),
+            Figure("throughput", "messages lost (4 runs)", lost, "", Target("<=", 0, "0")),
+            Figure("throughput", "duplicates delivered (4 runs)",
+                   sum(r.duplicates for r in (mqtt, bare, batch1, batched)), "", Target("<=", 0, "0")),
         )
 
     def latency(self) -> None:

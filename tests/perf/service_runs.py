@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import orjson
 
 from tests.perf.traffic import (
@@ -53,6 +54,8 @@ class Throughput:
     duplicates: int
     broker_cores: float          # CPU the broker used, in cores, over the run
     killed: bool = False         # a worker was SIGKILLed mid-run
+    stored: int = 0              # messages in the history after the run
+    stored_bytes: int = 0        # what the history's partitions take on disk
 
 
 def timeout_for(n: int) -> float:
@@ -80,13 +83,14 @@ def stopped(service: ServiceProcess) -> None:
 
 
 @contextlib.contextmanager
-def iotd(broker: MosquittoBroker, consumers: dict[str, dict[str, Any]], processes: int = 1) -> Iterator[ServiceProcess]:
+def iotd(broker: MosquittoBroker, consumers: dict[str, dict[str, Any]], processes: int = 1,
+         **overrides: Any) -> Iterator[ServiceProcess]:
     """A running ``iotd serve`` (every process ready) with the 4 devices and ``consumers``."""
     with provisioned(consumers) as db:
         service: ServiceProcess | None = None
         try:
             args = ("--processes", str(processes)) if processes > 1 else ()
-            service = ServiceProcess(settings(db, broker, log_level="warning"), args)
+            service = ServiceProcess(settings(db, broker, log_level="warning", **overrides), args)
             service.start()
             for k in range(processes):
                 asyncio.run(until_ready(service.port + k, 30))
@@ -156,15 +160,35 @@ def instances_throughput(broker: MosquittoBroker, factory: UplinkFactory, n: int
         return measure(broker, uplinks, Counter(broker.port, "bench/#", n))
 
 
+def history_storage(database_url: str) -> tuple[int, int]:
+    """(messages stored, bytes the history's partitions take on disk, indexes and TOAST included)."""
+    async def query() -> tuple[int, int]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute("CHECKPOINT")
+            rows = await conn.fetchval("SELECT count(*) FROM messages")
+            size = await conn.fetchval(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_inherits i"
+                " JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent"
+                " WHERE p.relname LIKE 'messages\\_r%'")
+            return int(rows), int(size)
+        finally:
+            await conn.close()
+    return asyncio.run(query())
+
+
 def mqtt_throughput(broker: MosquittoBroker, factory: UplinkFactory, n: int, processes: int = 1,
-                    kill_one: bool = False) -> Throughput:
+                    kill_one: bool = False, history: bool = True) -> Throughput:
     """ChirpStack uplink → decode → MQTT consumer (QoS 1, acked after done); optionally SIGKILL one of
     ``--processes N``'s workers once half the messages are through (its supervisor restarts it)."""
-    with iotd(broker, {"out": mqtt_consumer(broker)}, processes) as service:
+    with iotd(broker, {"out": mqtt_consumer(broker)}, processes, history=history) as service:
         uplinks = factory.make(n)
         if not kill_one:
             counter = Counter(broker.port, "bench/#", n)
-            return measure(broker, uplinks, counter)
+            result = measure(broker, uplinks, counter)
+            if history:
+                result.stored, result.stored_bytes = history_storage(service.env["IOTD_DATABASE_URL"])
+            return result
         counter = Counter(broker.port, "bench/#")   # no -C: duplicates after the kill may come in too
         assert service.proc is not None
         supervisor = service.proc.pid

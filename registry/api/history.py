@@ -1,0 +1,103 @@
+"""Reading the message history (issue 17): a device's stored messages, newest first, a page at a time.
+
+The messages are answered as they were delivered (``iotd.message/1``, the stored JSON bytes put into
+the answer as they are: nothing is parsed and encoded again). Pages follow a cursor, not an offset,
+so a page is as fast at the end of a year as at its start and new messages arriving meanwhile do
+not shift it. A message stored twice (redelivered after a crash lost its acknowledgement) is
+answered once per page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+
+from registry.api.auth import Who
+from registry.api.context import ApiContext
+from registry.api.devices import DEVICES
+from registry.api.errors import ApiError
+
+DEFAULT_SPAN = timedelta(days=1)
+MAX_PAGE = 1000
+
+
+class MessagePage(BaseModel):
+    items: list[dict[str, object]] = Field(description="iotd.message/1 objects as delivered, newest first")
+    next: str | None = Field(description="pass as `cursor` for the next (older) page; null on the last page")
+
+
+def encode_cursor(received_at: datetime, message_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{received_at.isoformat()}|{message_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    """The (time, id) a cursor points after; 422 for anything this API did not hand out."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, _, message_id = text.partition("|")
+        return datetime.fromisoformat(when), UUID(message_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(422, "cursor: not a cursor this API handed out; start again without it") from None
+
+
+def time_range(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """``[from, to)``: ``to`` defaults to now, ``from`` to a day before ``to``; times without a zone are UTC."""
+    end = _utc(end) if end is not None else datetime.now(UTC)
+    start = _utc(start) if start is not None else end - DEFAULT_SPAN
+    if start >= end:
+        raise ApiError(422, "from: must be before to")
+    return start, end
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def page_body(bodies: list[bytes], next_cursor: str | None) -> bytes:
+    """The page as JSON, the stored messages spliced in as they are."""
+    tail = b"null" if next_cursor is None else b'"' + next_cursor.encode() + b'"'
+    return b'{"items":[' + b",".join(bodies) + b'],"next":' + tail + b"}"
+
+
+def routes(ctx: ApiContext) -> APIRouter:
+    r = APIRouter(tags=["history"])
+
+    @r.get("/devices/{device_id}/messages", response_model=MessagePage,
+           summary="The device's stored messages, newest first (a page at a time)")
+    async def device_messages(
+        device_id: UUID, who: Who,
+        start: Annotated[datetime | None, Query(alias="from", description="from this time (default: a day before `to`)")
+                         ] = None,
+        end: Annotated[datetime | None, Query(alias="to", description="up to, not including, this time (default: now)")
+                       ] = None,
+        limit: int = Query(100, ge=1, le=MAX_PAGE, description="messages per page"),
+        cursor: str | None = Query(None, max_length=200, description="the `next` of the previous page"),
+    ) -> Response:
+        lower, upper = time_range(start, end)
+        after = decode_cursor(cursor) if cursor else None
+        async with ctx.pool.acquire() as conn:
+            await DEVICES.get(conn, who, device_id)
+            rows = await conn.fetch(
+                "SELECT received_at, id, body FROM messages WHERE device_id = $1 AND received_at >= $2"
+                " AND received_at < $3 AND ($4::timestamptz IS NULL OR (received_at, id) < ($4, $5::uuid))"
+                " ORDER BY received_at DESC, id DESC LIMIT $6",
+                str(device_id), lower, upper, after[0] if after else None, after[1] if after else None, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        seen: set[UUID] = set()
+        bodies = []
+        for row in rows:
+            if row["id"] not in seen:
+                seen.add(row["id"])
+                bodies.append(row["body"])
+        last = rows[-1] if more else None
+        next_cursor = encode_cursor(last["received_at"], str(last["id"])) if last is not None else None
+        return Response(page_body(bodies, next_cursor), media_type="application/json")
+
+    return r
