@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
+import orjson
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
@@ -25,6 +27,50 @@ from registry.api.errors import ApiError
 
 DEFAULT_SPAN = timedelta(days=1)
 MAX_PAGE = 1000
+MAX_BUCKETS = 100_000           # per series: a year at 5-minute buckets
+_EVERY = re.compile(r"^(\d{1,6})(s|m|h|d)$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Each message once (one stored twice after a crash counts once), then its readings of the name(s) asked for,
+# grouped into buckets on a fixed grid (date_bin from 2001-01-01 UTC, a Monday), in PostgreSQL. One name takes
+# its value by position (array_position), without unnesting every reading: a year of 10-minute data in ~140 ms
+# instead of ~210 (tests/perf, section history).
+BUCKETS = """
+SELECT $5::text AS name, date_bin($4::interval, m.received_at, TIMESTAMPTZ '2001-01-01 00:00:00+00') AS at,
+       min(m.value) AS min, avg(m.value) AS avg, max(m.value) AS max, count(*) AS count
+FROM (SELECT DISTINCT ON (id) received_at, vals[array_position(names, $5)] AS value FROM messages
+      WHERE device_id = $1 AND received_at >= $2 AND received_at < $3) m
+WHERE m.value IS NOT NULL
+GROUP BY at ORDER BY at
+"""
+BUCKETS_EVERY_NAME = """
+SELECT x.name, date_bin($4::interval, m.received_at, TIMESTAMPTZ '2001-01-01 00:00:00+00') AS at,
+       min(x.value) AS min, avg(x.value) AS avg, max(x.value) AS max, count(*) AS count
+FROM (SELECT DISTINCT ON (id) received_at, names, vals FROM messages
+      WHERE device_id = $1 AND received_at >= $2 AND received_at < $3) m,
+     unnest(m.names, m.vals) AS x(name, value)
+GROUP BY x.name, at ORDER BY x.name, at
+"""
+
+
+class Bucket(BaseModel):
+    at: datetime = Field(description="the bucket's start")
+    min: float
+    avg: float
+    max: float
+    count: int = Field(description="readings in the bucket")
+
+
+class Measurements(BaseModel):
+    every_s: int = Field(description="the bucket width in seconds")
+    series: dict[str, list[Bucket]] = Field(description="per measurement name, its buckets in time order")
+
+
+def every_seconds(every: str) -> int:
+    """``30s``, ``15m``, ``1h``, ``1d`` → seconds; 422 for anything else."""
+    found = _EVERY.match(every)
+    if found is None or int(found.group(1)) == 0:
+        raise ApiError(422, "every: a whole number and a unit, e.g. 30s, 15m, 1h or 1d")
+    return int(found.group(1)) * _UNIT_S[found.group(2)]
 
 
 class MessagePage(BaseModel):
@@ -99,5 +145,35 @@ def routes(ctx: ApiContext) -> APIRouter:
         last = rows[-1] if more else None
         next_cursor = encode_cursor(last["received_at"], str(last["id"])) if last is not None else None
         return Response(page_body(bodies, next_cursor), media_type="application/json")
+
+    @r.get("/devices/{device_id}/measurements", response_model=Measurements,
+           summary="The device's numeric measurements over time: min, avg, max and count per bucket")
+    async def device_measurements(
+        device_id: UUID, who: Who,
+        name: Annotated[str | None, Query(max_length=200, description="one measurement (default: every one)")
+                        ] = None,
+        start: Annotated[datetime | None, Query(alias="from", description="from this time (default: a day before `to`)")
+                         ] = None,
+        end: Annotated[datetime | None, Query(alias="to", description="up to, not including, this time (default: now)")
+                       ] = None,
+        every: Annotated[str, Query(max_length=10, description="bucket width: 30s, 15m, 1h, 1d, ...")] = "15m",
+    ) -> Response:
+        lower, upper = time_range(start, end)
+        width = every_seconds(every)
+        if (upper - lower).total_seconds() / width > MAX_BUCKETS:
+            raise ApiError(422, f"every: {every} makes more than {MAX_BUCKETS:,} buckets in this range; choose a wider"
+                                " bucket or a shorter range")
+        async with ctx.pool.acquire() as conn:
+            await DEVICES.get(conn, who, device_id)
+            if name is None:
+                rows = await conn.fetch(BUCKETS_EVERY_NAME, str(device_id), lower, upper, timedelta(seconds=width))
+            else:
+                rows = await conn.fetch(BUCKETS, str(device_id), lower, upper, timedelta(seconds=width), name)
+        series: dict[str, list[dict[str, object]]] = {}
+        for row in rows:
+            series.setdefault(row["name"], []).append(
+                {"at": row["at"], "min": row["min"], "avg": row["avg"], "max": row["max"], "count": row["count"]})
+        # orjson straight away: a year of 10-minute buckets is 52,560 of them, too many to validate one by one
+        return Response(orjson.dumps({"every_s": width, "series": series}), media_type="application/json")
 
     return r

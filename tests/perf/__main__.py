@@ -21,10 +21,12 @@ from pathlib import Path
 
 import orjson
 
-from tests.perf import anchors, js_section, registry_scale, service_runs
+from tests.perf import anchors, history_queries, js_section, registry_scale, service_runs
 from tests.perf.report import SECTIONS, Figure, Table, Target, load_average, machine
 from tests.perf.traffic import UplinkFactory, anchor_broker
 from tests.support.broker import MosquittoBroker
+
+YEAR_OF_10_MINUTES = 365 * 24 * 6
 
 
 @dataclass(frozen=True)
@@ -37,15 +39,19 @@ class Size:
     devices: int                   # registry scale
     import_rows: int
     js_seconds: float
+    history_rows: int              # the charted device's stored messages (a year of 10-minute data: 52,560)
+    history_other_devices: int
 
 
 SIZES = {
-    "smoke": Size(300, (500, 2000, 5000), 0.3, 3, 1, 1_000, 100, 0.1),
-    "small": Size(20_000, (500, 1000, 2000, 3000, 5000, 7500, 10_000, 15_000), 5, 600, 30, 100_000, 10_000, 2),
+    "smoke": Size(300, (500, 2000, 5000), 0.3, 3, 1, 1_000, 100, 0.1, 2_000, 1),
+    "small": Size(20_000, (500, 1000, 2000, 3000, 5000, 7500, 10_000, 15_000), 5, 600, 30, 100_000, 10_000, 2,
+                  YEAR_OF_10_MINUTES, 4),
     "full": Size(100_000, (500, 1000, 2000, 3000, 4000, 5000, 6000, 7500, 10_000, 12_500, 15_000), 10, 600, 30,
-                 1_000_000, 20_000, 5),
+                 1_000_000, 20_000, 5, YEAR_OF_10_MINUTES, 19),
 }
 FIXED_RATES = (500, 2000, 5000)
+CHART_MS = 200.0            # issue 17: a year of 10-minute data for one device, charted
 SOAK_RATE = 2000
 MIB_PER_GIB = 1024
 
@@ -210,6 +216,19 @@ class Run:
         )
 
 
+    def history(self) -> None:
+        h = history_queries.run(self.size.history_rows, self.size.history_other_devices)
+        self.table.add(
+            Figure("history", "stored messages in the table", h.rows, "",
+                   note=f"{h.per_device:,} of the charted device, 10 minutes apart"),
+            Figure("history", "COPY into the partitioned table", h.rows / h.load_s, "rows/s"),
+            *(Figure("history", f"chart of the device, buckets of {label}", ms, "ms", Target("<=", CHART_MS))
+              for label, ms in h.chart_ms.items()),
+            Figure("history", "newest page of 100 messages", h.page_newest_ms, "ms"),
+            Figure("history", "a page of 100 at the oldest end (cursor)", h.page_oldest_ms, "ms"),
+        )
+
+
 def main(argv: list[str] | None = None) -> Table:
     parser = argparse.ArgumentParser(prog="python -m tests.perf", description="One command, one table (issue 16).")
     parser.add_argument("--size", choices=tuple(SIZES), default="small")
@@ -225,7 +244,7 @@ def main(argv: list[str] | None = None) -> Table:
     run = Run(size, table, broker, args.soak_seconds or size.soak_seconds)
     sections: dict[str, Callable[[], None]] = {
         "anchors": run.anchors, "throughput": run.throughput, "latency": run.latency, "soak": run.soak,
-        "scale-out": run.scale_out, "registry": run.registry, "javascript": run.javascript}
+        "scale-out": run.scale_out, "registry": run.registry, "javascript": run.javascript, "history": run.history}
     try:
         for name in SECTIONS:
             if name not in chosen:

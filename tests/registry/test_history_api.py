@@ -88,3 +88,32 @@ async def test_retention_is_set_per_application(api: Api) -> None:
     assert r.status_code == 200 and r.json()["retention_days"] == 0
     too_long = await api.client.patch(f"/api/v1/applications/{app['id']}", json={"retention_days": 4000})
     assert too_long.status_code == 422 and "retention_days" in too_long.text
+
+
+async def test_measurements_are_bucketed_in_postgresql(api: Api) -> None:
+    device, ids = await seed(api, n=150)                       # temperature = k at START + k minutes
+    assert api.service.pool is not None
+    await api.service.pool.execute(                            # stored twice: still one reading
+        "INSERT INTO messages SELECT retention_days, received_at, id, device_id, application_id, organization_id,"
+        " f_port, payload, body, names, vals FROM messages WHERE id = $1", ids[0])
+    span = {"from": START.isoformat(), "to": (START + timedelta(hours=3)).isoformat()}
+    r = await api.client.get(f"/api/v1/devices/{device}/measurements", params={**span, "every": "1h"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["every_s"] == 3600 and list(body["series"]) == ["temperature"]
+    hours = body["series"]["temperature"]
+    assert [(b["min"], b["max"], b["avg"], b["count"]) for b in hours] == [
+        (0, 59, 29.5, 60), (60, 119, 89.5, 60), (120, 149, 134.5, 30)]
+    assert hours[1]["at"].startswith("2026-11-20T01:00:00")
+    other = await api.client.get(f"/api/v1/devices/{device}/measurements", params={**span, "name": "humidity"})
+    assert other.json()["series"] == {}
+
+
+async def test_measurement_buckets_say_what_to_fix(api: Api) -> None:
+    device, _ = await seed(api, n=1)
+    url = f"/api/v1/devices/{device}/measurements"
+    assert (await api.client.get(url, params={"every": "15 minutes"})).status_code == 422
+    assert (await api.client.get(url, params={"every": "0m"})).status_code == 422
+    year = {"from": "2025-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z", "every": "1m"}
+    too_many = await api.client.get(url, params=year)
+    assert too_many.status_code == 422 and "buckets" in too_many.text

@@ -64,7 +64,7 @@ def other_tenants_objects(b: Tenant) -> list[tuple[str, str, dict[str, object] |
         ("GET", f"devices/{b.device}", None), ("PATCH", f"devices/{b.device}", patch),
         ("DELETE", f"devices/{b.device}", None), ("GET", f"devices/{b.device}/latest", None),
         ("GET", f"devices/{b.device}/stats", None), ("POST", f"devices/{b.nbiot}/rotate-ingest-key", None),
-        ("GET", f"devices/{b.device}/messages", None),
+        ("GET", f"devices/{b.device}/messages", None), ("GET", f"devices/{b.device}/measurements", None),
         ("GET", f"consumers/{b.consumer}", None), ("PATCH", f"consumers/{b.consumer}", patch),
         ("DELETE", f"consumers/{b.consumer}", None), ("POST", f"consumers/{b.consumer}/rotate-secret", None),
         ("GET", f"consumers/{b.consumer}/delivery-log", None),
@@ -81,7 +81,7 @@ def other_tenants_objects(b: Tenant) -> list[tuple[str, str, dict[str, object] |
     ]
 
 
-MATRIX_SIZE = 31
+MATRIX_SIZE = 32
 
 
 @pytest.mark.parametrize("case", range(MATRIX_SIZE))
