@@ -275,8 +275,9 @@ class Service:
         assert self.pool is not None
         async with self.pool.acquire() as conn:
             done = await maintain(conn)
-        if done.created or done.dropped:
-            log.info("message history partitions", created=done.created, dropped=done.dropped)
+        if done.created or done.dropped or done.erased:
+            log.info("message history maintained", partitions_created=done.created, partitions_dropped=done.dropped,
+                     late_messages_of_erased_devices=done.erased)
 
     def _schedule_sync(self, snapshot: Snapshot) -> None:
         if self.cache.reloads != self._reloads_seen:   # a whole new snapshot, not a device update

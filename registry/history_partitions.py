@@ -21,6 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 
+from registry.history_erasure import erase_again
+
 WIDE_AFTER_DAYS = 62
 WEEK_DAYS = 7
 AHEAD_DAYS = 2
@@ -112,6 +114,7 @@ async def partitions(conn: asyncpg.Connection) -> list[Partition]:
 class Maintenance:
     created: list[str]
     dropped: list[str]
+    erased: int = 0                 # messages of recently erased devices that arrived after the erasure
 
 
 async def maintain(conn: asyncpg.Connection, now: datetime | None = None) -> Maintenance:
@@ -130,4 +133,5 @@ async def maintain(conn: asyncpg.Connection, now: datetime | None = None) -> Mai
             if part.expired(today):
                 await conn.execute(f"DROP TABLE IF EXISTS {part.name}")
                 dropped.append(part.name)
-    return Maintenance(created, dropped)
+        erased = await erase_again(conn)
+    return Maintenance(created, dropped, erased)

@@ -28,9 +28,11 @@ from registry.api.common import (
     with_etag,
 )
 from registry.api.context import ApiContext
+from registry.api.erasure import ERASE_HELP, erase_history_of
 from registry.api.errors import ApiError, not_found
 from registry.api.freshness import applied
 from registry.api.json_body import JsonBodyRoute
+from registry.history_erasure import erase_devices
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
 
@@ -65,8 +67,10 @@ class Organization(Stamped):
     description: str
 
 
-RETENTION_HELP = ("days its messages are kept in the message history (0: none are kept); a change applies to"
-                  " messages stored from then on")
+PERSONAL_DATA_RETENTION_DAYS = 7   # the default retention of an application created with personal_data
+RETENTION_HELP = ("days its messages are kept in the message history (0: none are kept; default 30, or"
+                  f" {PERSONAL_DATA_RETENTION_DAYS} for personal data); a change applies to messages stored from"
+                  " then on")
 Status = Literal["planned", "in_development", "prototype", "in_operation", "retired"]
 Classification = Literal["open", "shared", "closed"]
 
@@ -198,6 +202,8 @@ def routes(ctx: ApiContext) -> APIRouter:
             who.require("write")
             fields = body.model_dump()
             fields["organization_id"] = str(body.organization_id)
+            if body.personal_data and "retention_days" not in body.model_fields_set:
+                fields["retention_days"] = PERSONAL_DATA_RETENTION_DAYS
             cols = ", ".join(fields)
             marks = ", ".join(f"${i + 1}" for i in range(len(fields)))
             row = dict(await conn.fetchrow(
@@ -241,13 +247,23 @@ def routes(ctx: ApiContext) -> APIRouter:
 
     @r.delete("/applications/{application_id}", status_code=204, tags=["applications"],
               summary="Delete an application and its devices")
-    async def delete_application(application_id: UUID, who: Who, request: Request,
-                                 if_match: IfMatch = None) -> Response:
+    async def delete_application(application_id: UUID, who: Who, request: Request, if_match: IfMatch = None,
+                                 erase_history: Annotated[bool | None, Query(description=ERASE_HELP)] = None
+                                 ) -> Response:
         async with ctx.pool.acquire() as conn, conn.transaction():
             before = await APPLICATIONS.get(conn, who, application_id, lock=True)
             who.require("write")
+            devices = [str(d) for d in await conn.fetchval(
+                "SELECT coalesce(array_agg(id), '{}') FROM devices WHERE application_id = $1", str(application_id))]
+            erase = erase_history if erase_history is not None else bool(before["personal_data"])
             await APPLICATIONS.delete(conn, who, before, if_match, application_shown)
+            if erase:
+                await erase_history_of(conn, who, "application", str(application_id),
+                                       str(before["organization_id"]), devices)
         await applied(request)
+        if erase:   # what was on its way into the store meanwhile (and the hourly maintenance, for a day)
+            async with ctx.pool.acquire() as conn:
+                await erase_devices(conn, devices)
         return Response(status_code=204)
 
     return r

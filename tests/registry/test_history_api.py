@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from distributor.history import COLUMNS
-from registry.history_partitions import ensure
+from registry.history_partitions import ensure, maintain
 from tests.support.api import Api
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
@@ -117,3 +117,44 @@ async def test_measurement_buckets_say_what_to_fix(api: Api) -> None:
     year = {"from": "2025-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z", "every": "1m"}
     too_many = await api.client.get(url, params=year)
     assert too_many.status_code == 422 and "buckets" in too_many.text
+
+
+async def stored_count(api: Api, device: str) -> int:
+    assert api.service.pool is not None
+    return int(await api.service.pool.fetchval("SELECT count(*) FROM messages WHERE device_id = $1", device))
+
+
+async def test_deleting_a_device_erases_its_history_when_asked_and_says_so(api: Api) -> None:
+    kept, _ = await seed(api, n=5)
+    r = await api.client.delete(f"/api/v1/devices/{kept}")              # not personal data: kept by default
+    assert r.status_code == 204 and await stored_count(api, kept) == 5
+    erased, _ = await seed(api, n=7)
+    r = await api.client.delete(f"/api/v1/devices/{erased}", params={"erase_history": "true"})
+    assert r.status_code == 204 and await stored_count(api, erased) == 0
+    log = await api.client.get("/api/v1/audit-log", params={"resource": "device", "limit": 1000})
+    rows = [e for e in log.json()["items"] if e["resource_id"] == erased and e["action"] == "erase-history"]
+    assert len(rows) == 1 and rows[0]["after"] == {"devices": 1, "messages_erased": 7}
+
+
+async def test_personal_data_is_kept_briefly_and_erased_with_its_application(api: Api) -> None:
+    org = (await api.create("organizations", {"name": f"o-{uuid.uuid4().hex[:6]}"}))["id"]
+    personal = await api.create("applications", {"organization_id": org, "name": "parking", "personal_data": True})
+    assert personal["retention_days"] == 7
+    chosen = await api.create("applications", {"organization_id": org, "name": "p2", "personal_data": True,
+                                                "retention_days": 14})
+    assert chosen["retention_days"] == 14
+    device = (await api.create("devices", {"application_id": personal["id"], "name": "bay 1", "kind": "http"}))["id"]
+    assert api.service.pool is not None
+    now = datetime.now(UTC)                                # within the retention: the maintenance keeps it
+    async with api.service.pool.acquire() as conn, conn.transaction():
+        await ensure(conn, {(7, now.date())})
+        await conn.copy_records_to_table("messages", columns=COLUMNS, records=[
+            (7, now, str(uuid.uuid4()), device, personal["id"], org, 1, b"", b"{}", [], [])])
+    r = await api.client.delete(f"/api/v1/applications/{personal['id']}")   # personal data: erased by default
+    assert r.status_code == 204 and await stored_count(api, device) == 0
+    # a message that was still on its way into the store is erased again by the maintenance
+    async with api.service.pool.acquire() as conn:
+        await conn.copy_records_to_table("messages", columns=COLUMNS, records=[
+            (7, now, str(uuid.uuid4()), device, personal["id"], org, 1, b"", b"{}", [], [])])
+        done = await maintain(conn)
+    assert done.erased == 1 and await stored_count(api, device) == 0
