@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -217,12 +217,14 @@ class JsCodec:
         except TypeError as exc:
             self.stats.calls += 1
             return CallOutcome.failed(f"the input is not JSON: {exc}")
-        outcome = self._run_text(args_json, isolation_key)
+        outcome = self._run_text(isolation_key, Engine.call, args_json)
         return outcome if isinstance(outcome, CallOutcome) else self._outcome(outcome)
 
-    def _run_text(self, args_json: str, isolation_key: str | None) -> str | CallOutcome:
-        """One call, up to the harness's answer as text; a failure (a limit, a load that failed again) as
-        its outcome. A worker reads a plain answer straight from the text (``decoders.js.worker_codec``)."""
+    def _run_text(self, isolation_key: str | None, method: Callable[..., tuple[str, bool]], *args: Any
+                  ) -> str | CallOutcome:
+        """One call (``method`` of the engine: ``Engine.call`` or ``Engine.uplink``), up to the harness's answer
+        as text; a failure (a limit, a load that failed again) as its outcome. A worker reads a plain answer
+        straight from the text (``decoders.js.worker_codec``)."""
         self.stats.calls += 1
         contexts = self._contexts()
         try:
@@ -230,7 +232,7 @@ class JsCodec:
         except JsCompileError as exc:  # loaded before; a retry can still fail, e.g. out of memory
             return CallOutcome.failed(f"the codec failed to load again: {exc}")
         try:
-            text, usable = engine.call(args_json)
+            text, usable = method(engine, *args)
         except EngineFailure as failure:
             self._discard(contexts, isolation_key)
             if failure.kind == "timeout":

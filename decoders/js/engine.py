@@ -79,7 +79,7 @@ def _compile_error(exc: BaseException, limits: Limits) -> JsCompileError:
 class Engine:
     """A context with the shims, the harness and one codec loaded, sealed and ready for calls."""
 
-    __slots__ = ("_call", "_ctx", "_limits", "_reset", "_thread", "functions")
+    __slots__ = ("_call", "_ctx", "_limits", "_reset", "_thread", "_uplink", "functions")
 
     def __init__(self, source: str, limits: Limits) -> None:
         if "\x00" in source:
@@ -101,6 +101,7 @@ class Engine:
             ctx.eval(shims)
         ctx.eval(f"globalThis.__iotd_harness = {harness_expression(options)};")
         self._call: Any = ctx.eval("__iotd_harness.call")
+        self._uplink: Any = ctx.eval("__iotd_harness.uplink")
         self._reset: Any = ctx.eval("__iotd_harness.reset")
         seal: Any = ctx.eval("__iotd_harness.seal")
         ctx.eval("delete globalThis.__iotd_harness;")
@@ -120,15 +121,26 @@ class Engine:
 
         Raises :class:`EngineFailure` when a limit interrupted the call (the engine is then spent).
         """
+        return self._answer(self._call, args_json)
+
+    def uplink(
+        self, bytes_json: str, fport: int | None, recv_time_ms: float, normalize: bool, variables_json: str | None
+    ) -> tuple[str, bool]:
+        """:meth:`call` for ``decodeUplink`` with the input's parts as they are (a worker's plain uplink): the
+        harness builds the same input without parsing an envelope. ``recv_time_ms`` goes as a float, as the
+        binding passes a large int truncated to 32 bits; ``fport`` must fit in 32 bits."""
+        return self._answer(self._uplink, bytes_json, fport, recv_time_ms, normalize, variables_json)
+
+    def _answer(self, function: Any, *args: Any) -> tuple[str, bool]:
         if threading.get_ident() != self._thread:
             raise RuntimeError("a QuickJS context may only be used by the thread that created it")
         try:
-            out = self._call(args_json)
+            out = function(*args)
         except quickjs.JSException as exc:
             raise _limit_failure(exc, self._limits) from None
         except UnicodeDecodeError:  # a string QuickJS could not hand over as UTF-8
             return '{"e": "the result is not valid Unicode text"}', True
-        if not isinstance(out, str):
+        if type(out) is not str:
             raise EngineFailure("internal", f"the harness returned {type(out).__name__}")
         usable = True
         if out[:1] == "!":

@@ -2,10 +2,11 @@
 
 It is evaluated in each context after the shims and before the codec, so it captures the built-ins
 (``JSON``, ``Reflect``, ``Object``, ``Set``) before the codec can replace them; Python keeps handles to its
-three functions and nothing of it stays reachable from the codec's globals.
+functions and nothing of it stays reachable from the codec's globals.
 
 Fresh state per call (as ChirpStack and The Things Stack give each call its own runtime): the codec is
-loaded wrapped in a factory, ``(function () { <source>\\n;return {decodeUplink: ..., ...}; })``
+loaded wrapped in a factory, ``(function () { <source>\\n;return function (entry) {...}; })``, which hands back
+a picker of its entry functions
 (:func:`factory_source`; the prefix shares the first source line, so line numbers stay the codec's),
 in sloppy mode as a script would be, and the factory is called with ``this`` = the global object for
 every call. Top-level ``var``/``let``/``const``, function declarations, closures, function properties
@@ -21,14 +22,17 @@ and ``Map``s are therefore made anew by each call; a lookup table built at top l
   global object back as it was before the load: the codec's own globals (undeclared assignments) are
   made again by every call. A ``Map``, ``Set``, typed array or ``Date`` left on a built-in at load
   would be shared state: loading fails instead.
-* ``call(json)``: parses the arguments (fresh copies), runs the factory, calls the entry function (and,
-  when asked, ``normalizeUplink`` on a JSON copy of the decoded data, in the same run), JSON-encodes
-  ``{r: result, e: error, n: normalized, ne: its error, l: console lines}``, bounds its size, then
-  ``reset()``s. A leading ``"!"`` tells Python the state could not be restored and the context must be
+* ``call(json)`` (any entry function) and ``uplink(bytes json, fPort, recvTime, norm, variables json)`` (a
+  worker's plain uplink: the same input, without an envelope to parse): parse the arguments (fresh copies),
+  run the factory, call the entry function (and, when asked, ``normalizeUplink`` on a JSON copy of the
+  decoded data, in the same run), JSON-encode
+  ``{r: result, e: error, n: normalized, ne: its error, l: console lines}``, bound its size, then
+  ``reset()``. A leading ``"!"`` tells Python the state could not be restored and the context must be
   rebuilt.
 * ``reset()``: restores ``globalThis``'s prototype and, when the count of enumerable or symbol-keyed
   globals changed, or a ``defineProperty`` targeted the global object, deletes every global the call
-  added. Returns 1 when something cannot be put back (a non-configurable global added by a call).
+  added. Returns 1 when something cannot be put back (a non-configurable global added by a call, a
+  global object made non-extensible).
 
 Re-running the top level per call meets frozen built-ins: a load-time ``Object.defineProperty(Array.prototype,
 'sum', ...)`` done again is skipped (the wrappers of ``defineProperty``/``defineProperties``/
@@ -48,10 +52,13 @@ ENTRY_FUNCTIONS = ("decodeUplink", "normalizeUplink", "encodeDownlink", "decodeD
 
 _FACTORY_OPEN = "(function () { "
 _FACTORY_CLOSE = (
-    "\n;return {"
-    + ", ".join(f"{name}: typeof {name} === 'function' ? {name} : undefined" for name in ENTRY_FUNCTIONS)
-    + "}; })"
+    "\n;return function (entry) { switch (entry) { "
+    + " ".join(f"case '{name}': return typeof {name} === 'function' ? {name} : undefined;" for name in ENTRY_FUNCTIONS)
+    + " } }; })"
 )
+"""The factory hands back a picker: ``pick(name)`` is the entry function of that name in the run's scope, or
+undefined. A call looks up only the functions it runs (a result object of every entry, mostly misses up the
+global object's chain, cost a third of a microsecond per call), right after the top level, as before."""
 
 
 def factory_source(source: str) -> str:
@@ -65,7 +72,7 @@ HARNESS_JS = r"""
   var apply = Reflect.apply, ownKeys = Reflect.ownKeys, deleteProperty = Reflect.deleteProperty;
   var getProto = Object.getPrototypeOf, setProto = Object.setPrototypeOf, getDesc = Object.getOwnPropertyDescriptor;
   var defineProperty = Object.defineProperty, freeze = Object.freeze, create = Object.create;
-  var symbolsOf = Object.getOwnPropertySymbols;
+  var symbolsOf = Object.getOwnPropertySymbols, isExtensible = Object.isExtensible;
   var jsonParse = JSON.parse, jsonStringify = JSON.stringify;
   var DateCtor = Date, StringCtor = String, ErrorCtor = Error, TypeErrorCtor = TypeError;
   var arrayJoin = Array.prototype.join, strSlice = String.prototype.slice;
@@ -282,8 +289,8 @@ HARNESS_JS = r"""
       throw new TypeErrorCtor('the source must be a script: it ends the function it is loaded in');
     }
     factory = f;
-    var api = apply(f, G, []), names = list(), i, keys, key, desc;
-    for (i = 0; i < ENTRIES.length; i++) if (typeof api[ENTRIES[i]] === 'function') append(names, ENTRIES[i]);
+    var pick = apply(f, G, []), names = list(), i, keys, key, desc;
+    for (i = 0; i < ENTRIES.length; i++) if (typeof pick(ENTRIES[i]) === 'function') append(names, ENTRIES[i]);
     hardenIntrinsics();
     keys = ownKeys(G);
     for (i = 0; i < keys.length; i++) {
@@ -314,6 +321,7 @@ HARNESS_JS = r"""
     if (getProto(G) !== baseProto) {
       try { setProto(G, baseProto); } catch (e) { dirty = 1; }
     }
+    if (!isExtensible(G)) dirty = 1;  // preventExtensions, seal or freeze of the global object: not undoable
     if (globalTouched || countEnumerable() !== enumCount || symbolsOf(G).length !== symCount) {
       keys = ownKeys(G);
       for (i = 0; i < keys.length; i++) {
@@ -343,39 +351,40 @@ HARNESS_JS = r"""
 
   // The decoded answer as JSON text, once: normalizeUplink gets a parsed copy of it (the data as the host
   // will see it), and call() splices the same text into the envelope instead of encoding it again.
-  function normalized(api, r, env) {
+  function normalized(normalize, r, env) {
     var text, copy;
     try { text = jsonStringify(r); } catch (err) { return undefined; }  // call() reports it as not JSON
     copy = text === undefined ? undefined : jsonParse(text);
     if (copy === null || typeof copy !== 'object' || copy.data === null || typeof copy.data !== 'object') return text;
     try {
-      env.n = apply(api.normalizeUplink, undefined, [{ data: copy.data }]);
+      env.n = apply(normalize, undefined, [{ data: copy.data }]);
     } catch (err) {
       env.ne = describe(err);
     }
     return text;
   }
 
-  function call(argsJson) {
+  // One call of an entry function on fresh state, answered as the envelope text; reset() always follows.
+  function run(name, args, recvTime, norm) {
     var out, dirty = 0, rText;
     if (logs.length) logs = list();
     droppedLogs = 0;
     try {
-      var a = jsonParse(argsJson), env = create(null);
+      var env = create(null);
       try {
-        var api = apply(factory, G, []), fn = api[a.fn];
+        var pick = apply(factory, G, []), fn = pick(name), normalize = norm ? pick('normalizeUplink') : undefined;
         if (typeof fn !== 'function') {
-          env.e = 'the codec defines no ' + a.fn + '()';
+          env.e = 'the codec defines no ' + name + '()';
         } else {
-          var first = a.args[0];
-          if (a.recvTime !== undefined && first !== null && typeof first === 'object') {
-            first.recvTime = new DateCtor(a.recvTime);
+          var first = args[0];
+          if (recvTime !== undefined && first !== null && typeof first === 'object') {
+            first.recvTime = new DateCtor(recvTime);
           }
-          var r = env.r = apply(fn, undefined, a.args);
+          var r = env.r = apply(fn, undefined, args);
           // TTN's normalizeUplink on the decoded data, in the same run: one call per uplink, not two.
-          if (a.norm && typeof api.normalizeUplink === 'function' && r !== null && typeof r === 'object' &&
+          if (typeof normalize === 'function' && r !== null && typeof r === 'object' &&
               r.data !== null && typeof r.data === 'object' && !(r.errors && r.errors.length)) {
-            rText = normalized(api, r, env);
+            rText = normalized(normalize, r, env);
           }
         }
       } catch (err) {
@@ -406,7 +415,21 @@ HARNESS_JS = r"""
     return dirty ? '!' + out : out;
   }
 
-  return { seal: seal, call: call, reset: reset };
+  // Any entry function: {fn, args, recvTime?, norm?} as JSON, parsed into fresh copies.
+  function call(argsJson) {
+    var a = jsonParse(argsJson);
+    return run(a.fn, a.args, a.recvTime, a.norm);
+  }
+
+  // decodeUplink, without the envelope's JSON: the bytes as JSON text, variables as JSON text or null (the
+  // input then has no variables). The input object is the same one call() would parse, keys in the same order.
+  function uplink(bytesJson, fPort, recvTime, norm, variablesJson) {
+    var bytes = jsonParse(bytesJson), input = variablesJson === null ? { bytes: bytes, fPort: fPort } :
+      { bytes: bytes, fPort: fPort, variables: jsonParse(variablesJson) };
+    return run('decodeUplink', [input], recvTime, norm);
+  }
+
+  return { seal: seal, call: call, uplink: uplink, reset: reset };
 })
 """
 

@@ -40,7 +40,7 @@ import orjson
 
 from decoders.js.engine import JsCompileError
 from decoders.js.limits import Limits
-from decoders.js.trial import check_codec, try_codec
+from decoders.js.trial import check_codec, preview_codec, try_codec
 from decoders.js.wire import HELLO, FrameError, FrameReader, frame
 from decoders.js.worker_codec import WorkerCodec
 
@@ -65,9 +65,10 @@ class Codecs:
     def get(self, ident: list[Any], spec: list[Any] | None) -> tuple[WorkerCodec | str, int]:
         """The codec (or why it does not compile) and how many contexts loading it built (0 or 1)."""
         if spec is None:  # the usual request: a codec loaded before, named exactly as it is kept
-            found = self._loaded.get(tuple(ident))
+            named = tuple(ident)
+            found = self._loaded.get(named)
             if found is not None:
-                self._loaded.move_to_end(tuple(ident))
+                self._loaded.move_to_end(named)
                 return found, 0
         decoder_id, version, key = str(ident[0]), int(ident[1]), ident[2]
         if spec is not None:
@@ -141,6 +142,10 @@ def handle(codecs: Codecs, request: Any) -> dict[str, Any]:
                 request.get("f"),
                 dict(request.get("v") or {}),
             )
+        if op == "preview":
+            source, dialect, timeout_ms = request["s"]
+            uplinks = [(base64.b64decode(payload), fport) for payload, fport in request["u"]]
+            return preview_codec(source, dialect, int(timeout_ms), uplinks)
     except Exception as exc:  # answer, and keep serving the other requests
         error = f"internal error in the JavaScript worker: {type(exc).__name__}: {exc}"
         return {"d": {}, "w": [], "e": [error], "m": []} if op == "decode" else {"error": error}
@@ -155,7 +160,11 @@ def _write_all(fd: int, data: bytes) -> None:
 
 class Output:
     """Answers waiting to be written, written in one go when the input runs dry, or by the flusher thread
-    when the request now running has taken longer than :data:`FLUSH_AFTER_S`."""
+    when the request now running has taken longer than :data:`FLUSH_AFTER_S`.
+
+    The flusher ticks every :data:`FLUSH_AFTER_S` while the worker has work, and parks once a whole tick went by
+    with the worker waiting for input; only a parked flusher is woken (an Event per batch of requests, and the
+    thread switch it causes, cost about a microsecond per request in a busy worker)."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
@@ -163,6 +172,8 @@ class Output:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._reading = True
+        self._reads = 0  # batches read: the flusher parks only when this stood still for a tick
+        self._parked = False
         self.busy_since = 0.0  # when the request now running started (monotonic); 0 between requests
         self.flushed_at = 0.0
 
@@ -184,8 +195,9 @@ class Output:
             self._write_pending()
 
     def after_read(self) -> None:
-        with self._lock:
-            self._reading = False
+        self._reading = False
+        self._reads += 1
+        if self._parked:  # read after the count: a flusher parking now sees the count move, or is woken here
             self._wake.set()
 
     def _write_pending(self) -> None:
@@ -196,15 +208,21 @@ class Output:
             _write_all(self._fd, data)
 
     def _flusher(self) -> None:
+        seen = -1
         while True:
-            self._wake.wait()
             time.sleep(FLUSH_AFTER_S)
-            with self._lock:
-                since = self.busy_since
-                if self._pending and since and time.monotonic() - since >= FLUSH_AFTER_S:
+            since = self.busy_since
+            if since and self._pending and time.monotonic() - since >= FLUSH_AFTER_S:
+                with self._lock:
                     self._write_pending()
-                if self._reading:
-                    self._wake.clear()
+            reads = self._reads
+            if reads == seen and self._reading:
+                self._parked = True
+                self._wake.clear()
+                if self._reads == reads:
+                    self._wake.wait()
+                self._parked = False
+            seen = self._reads
 
 
 def _limit_address_space() -> None:

@@ -20,6 +20,7 @@ import orjson
 from decoders.contract import DecodeResult, preset_into
 from decoders.js.codec import JsCodec
 from decoders.js.dialects import Dialect
+from decoders.js.engine import Engine
 from decoders.js.limits import Limits
 from decoders.js.results import NormalizeResult, decode_result, normalize_result
 from decoders.js.trial import decode_measured, measured
@@ -27,6 +28,10 @@ from decoders.ttn_normalized import normalized_into
 
 Answer = dict[str, Any]
 _PLAIN = (Dialect.TTN, Dialect.CHIRPSTACK_V4)
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+"""The fPorts the binding passes as they are (it truncates a larger int); any other takes the general path."""
+_SAFE = 2**53
+"""Receive times passed as a float, exactly; any other takes the general path (as JSON, as before)."""
 
 
 def answer_of(result: DecodeResult, measurements: list[Any]) -> Answer:
@@ -98,7 +103,9 @@ class WorkerCodec(JsCodec):
     ) -> Answer:
         """Decode and measure one uplink with one run of the codec; the same answer as
         ``decode_measured`` made into the wire's shape."""
-        if not self._plain or recv_time_ms is None or not (variables is None or type(variables) is dict):
+        if (not self._plain or recv_time_ms is None or not (variables is None or type(variables) is dict)
+                or not -_SAFE <= recv_time_ms <= _SAFE
+                or not (fport is None or (type(fport) is int and _INT32_MIN <= fport <= _INT32_MAX))):
             result, measurements = decode_measured(
                 self,
                 payload,
@@ -111,18 +118,16 @@ class WorkerCodec(JsCodec):
             )
             return answer_of(result, measurements)
         normalize = self._normalize
-        uplink: dict[str, Any] = {"bytes": list(payload), "fPort": fport}
-        if variables is not None or self._with_variables:
-            uplink["variables"] = variables or {}
-        body: dict[str, Any] = {"fn": "decodeUplink", "args": (uplink,), "recvTime": recv_time_ms}
-        if normalize:
-            body["norm"] = 1
-        try:
-            args_json = orjson.dumps(body).decode()
-        except TypeError as exc:
-            self.stats.calls += 1
-            return answer_of(DecodeResult(errors=[f"the input is not JSON: {exc}"]), [])
-        outcome = self._run_text(args_json, isolation_key)
+        if variables is not None:
+            try:
+                variables_json: str | None = orjson.dumps(variables).decode() if variables else "{}"
+            except TypeError as exc:
+                self.stats.calls += 1
+                return answer_of(DecodeResult(errors=[f"the input is not JSON: {exc}"]), [])
+        else:
+            variables_json = "{}" if self._with_variables else None
+        outcome = self._run_text(isolation_key, Engine.uplink, orjson.dumps(list(payload)).decode(), fport,
+                                 float(recv_time_ms), normalize, variables_json)
         if isinstance(outcome, str):
             answer = plain_answer(outcome, normalize)
             if answer is not None:

@@ -137,3 +137,18 @@ def test_a_top_level_that_builds_a_table_runs_within_the_call_limit() -> None:
     started = time.perf_counter()
     assert codec.decode(b"\x07", 1).data == {"name": "type-7"}
     assert time.perf_counter() - started < 0.1
+
+
+@pytest.mark.parametrize(
+    "how", ["Object.preventExtensions", "Object.seal", "Object.freeze", "Reflect.preventExtensions"]
+)
+def test_a_global_object_made_non_extensible_does_not_reach_the_next_call(how: str) -> None:
+    """That cannot be undone in place: the context is rebuilt, and the next call can add globals again."""
+    codec = JsCodec(f"""function decodeUplink(input) {{
+      if (input.bytes[0] === 1) {how}(globalThis);
+      scratch = 5;
+      return {{ data: {{ extensible: Object.isExtensible(globalThis), scratch: typeof scratch }} }};
+    }}""")
+    assert codec.decode(bytes([1]), 1).data == {"extensible": False, "scratch": "undefined"}
+    assert codec.decode(bytes([2]), 1).data == {"extensible": True, "scratch": "number"}
+    assert codec.stats.state_rebuilds == 1

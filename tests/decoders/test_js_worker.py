@@ -90,12 +90,16 @@ def test_bad_requests_get_errors_and_the_worker_keeps_serving(worker: Worker) ->
     assert fine["d"] == {"temperature": 5}
 
 
-def test_an_answer_is_never_held_behind_a_slow_request(worker: Worker) -> None:
+@pytest.mark.parametrize(("idle_s", "before"), [(0.0, 1), (0.05, 1), (0.05, 300), (0.0, 300)])
+def test_an_answer_is_never_held_behind_a_slow_request(worker: Worker, idle_s: float, before: int) -> None:
+    """Whether the flusher was parked (the worker idle a while) or ticking (a stream of requests before)."""
     worker.send(decode(1, source=CODEC))
     worker.read(1)
-    sent = worker.send(decode(2), decode(9), decode(3))  # 9 loops until its 200 ms limit
-    (fast_at, fast), (slow_at, slow), (_, after) = worker.read(3)
-    assert fast["d"] == {"temperature": 2} and fast_at - sent < 0.15, fast_at - sent
+    time.sleep(idle_s)
+    sent = worker.send(*[decode(2)] * before, decode(9), decode(3))  # 9 loops until its 200 ms limit
+    *fast, (slow_at, slow), (_, after) = worker.read(before + 2)
+    assert all(a["d"] == {"temperature": 2} for _, a in fast)
+    assert fast[-1][0] - sent < 0.15, fast[-1][0] - sent
     assert slow["e"] == ["timed out after 200 ms"] and slow["x"] == "timeout" and slow_at - sent >= 0.15
     assert after["d"] == {"temperature": 3}
 

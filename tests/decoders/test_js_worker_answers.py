@@ -78,12 +78,14 @@ def both_ways(
     limits: Limits | None = None,
     variables: dict[str, str] | None = None,
     payload: bytes = b"\xd7\x28",
+    fport: Any = 5,
+    received_ms: int = RECEIVED_MS,
 ) -> tuple[bytes, bytes]:
     """The worker's answer and the general path's, as the bytes that would go on the wire."""
     fast = WorkerCodec(source, dialect=dialect, limits=limits)
     general = JsCodec(source, dialect=dialect, limits=limits)
-    answer = fast.decode_answer(payload, 5, variables=variables, recv_time_ms=RECEIVED_MS)
-    expected = answer_of(*decode_measured(general, payload, 5, variables=variables, recv_time_ms=RECEIVED_MS))
+    answer = fast.decode_answer(payload, fport, variables=variables, recv_time_ms=received_ms)
+    expected = answer_of(*decode_measured(general, payload, fport, variables=variables, recv_time_ms=received_ms))
     return orjson.dumps(answer), orjson.dumps(expected)
 
 
@@ -113,6 +115,33 @@ def test_other_dialects_and_limits_answer_the_same() -> None:
     ]:
         fast, general = both_ways(source, dialect=dialect, limits=Limits(time_ms=50, memory_bytes=4 * 1024 * 1024))
         assert fast == general, source
+
+
+INPUT_ECHO = """
+function decodeUplink(input) {
+  var seen = [];
+  for (var key in input) seen.push([key, typeof input[key], Array.isArray(input[key]), Object.keys(input[key] || {})]);
+  return { data: { input: JSON.stringify(input), seen: seen, time: input.recvTime.getTime(),
+                   proto: Object.getPrototypeOf(input.bytes) === Array.prototype } };
+}
+"""
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x00", b"\x00\xff\x80\x7f", bytes(range(256))])
+@pytest.mark.parametrize("fport", [None, 0, 5, 255, 2**31 - 1, 2**31, -1, True])
+def test_the_codec_sees_the_same_input_both_ways(payload: bytes, fport: Any) -> None:
+    """The worker hands the harness the input's parts (bytes, fPort, receive time, variables) instead of one
+    JSON envelope; the codec must see the same object: keys, order, types, values."""
+    for dialect, variables in [(None, None), (None, {}), ("chirpstack-v4", None), ("chirpstack-v4", {"a": "b\u0000ü"})]:
+        fast, general = both_ways(INPUT_ECHO, dialect=dialect, variables=variables, payload=payload, fport=fport)
+        assert fast == general, (dialect, variables)
+
+
+@pytest.mark.parametrize("received_ms", [0, -1, 2**31, 2**53, 2**53 + 1, 2**64])
+def test_receive_times_reach_the_codec_exactly(received_ms: int) -> None:
+    source = "function decodeUplink(input) { return { data: { t: input.recvTime.getTime() } }; }"
+    fast, general = both_ways(source, received_ms=received_ms)
+    assert fast == general
 
 
 def test_a_plain_answer_takes_the_short_path() -> None:
@@ -179,3 +208,21 @@ def test_preset_rows_are_the_preset_measurements() -> None:
     data = {"temperature": 21, "humidity": True, "battery": 90.0, "motion": 3.0, "co2": "400", "other": 1, "leak": 2}
     assert preset_rows(data) == [list(m) for m in preset_measurements(data)]
     assert [type(v) for _, _, v in preset_rows(data)] == [float, float, float, int, int]
+
+
+def test_entry_functions_are_the_ones_the_top_level_defined() -> None:
+    """The factory's picker looks decodeUplink and normalizeUplink up right after the top level ran: a decoder
+    that reassigns normalizeUplink still gets the one defined, and the next call defines it afresh."""
+    source = """
+    function decodeUplink(input) {
+      normalizeUplink = function () { return { data: { air: { temperature: 99 } } }; };
+      return { data: { humidity: input.bytes[0] } };
+    }
+    function normalizeUplink(input) { return { data: { air: { temperature: 2 } } }; }
+    """
+    fast = WorkerCodec(source)
+    for _ in range(2):
+        answer = fast.decode_answer(b"\x07", 5, recv_time_ms=RECEIVED_MS)
+        assert answer["m"] == [["humidity", "%RH", 7.0], ["temperature", "Cel", 2.0]]
+    fast_bytes, general_bytes = both_ways(source)
+    assert fast_bytes == general_bytes
