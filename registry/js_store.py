@@ -119,6 +119,23 @@ class TrialRunner:
             return {"data": {}, "measurements": [], "warnings": [], "errors": [str(answer["error"])]}
         return answer
 
+    async def preview(self, source: str, dialect: str | None, timeout_ms: int,
+                      uplinks: Sequence[tuple[bytes, int | None]]) -> list[dict[str, Any]]:
+        """Decode stored uplinks with a candidate, in one trial: one ``{data, measurements, warnings, errors}``
+        per uplink; RegistryError when it does not compile, or stops its worker or the deadline."""
+        message = {"op": "preview", "s": [source, dialect, timeout_ms],
+                   "u": [[base64.b64encode(payload).decode(), fport] for payload, fport in uplinks]}
+        try:
+            answer: dict[str, Any] = await self._run(message)
+        except WorkerTimeout:
+            raise RegistryError(f"decoding {len(uplinks)} stored uplinks took longer than {self.deadline_s:g} s and"
+                                " was stopped: make the decoder faster or preview fewer") from None
+        except WorkerLost as exc:
+            raise RegistryError(f"the preview stopped its worker ({exc}); it may need too much memory") from None
+        if "error" in answer:
+            raise RegistryError(str(answer["error"]))
+        return list(answer["results"])
+
     async def _run(self, message: dict[str, Any]) -> Any:
         if self.full:
             raise TrialBusy

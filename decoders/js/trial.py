@@ -64,6 +64,26 @@ def try_codec(source: str, dialect: str | None, timeout_ms: int, payload: bytes,
             "errors": result.errors}
 
 
+def preview_codec(source: str, dialect: str | None, timeout_ms: int, uplinks: Sequence[tuple[bytes, int | None]]
+                  ) -> dict[str, Any]:
+    """Compile once and decode each stored uplink (each call under ``timeout_ms``): ``{results: [{data,
+    measurements, warnings, errors}, ...]}`` in the same order, or ``{error}`` when it does not compile."""
+    try:
+        codec = JsCodec(source, dialect=dialect, limits=Limits(time_ms=timeout_ms))
+    except (JsCompileError, ValueError) as exc:
+        return {"error": f"does not compile: {exc}"}
+    results = []
+    for payload, fport in uplinks:
+        context: dict[str, Any] = {}
+        if codec.dialect is Dialect.OS2IOT:   # the stored message has no ChirpStack event: a plausible one
+            moment = datetime.now(UTC)
+            context.update(event=sample_uplink_event(payload, fport, moment), device=SAMPLE_DEVICE, recv_time=moment)
+        result, measurements = decode_measured(codec, payload, fport, **context)
+        results.append({"data": result.data, "measurements": [m.as_dict() for m in measurements],
+                        "warnings": result.warnings, "errors": result.errors})
+    return {"results": results}
+
+
 def parse_examples(raw: Sequence[Any]) -> list[CodecExample]:
     """TTN-style examples (``{description, routine?, input: {fPort, bytes}, output: {data | errors}}``);
     a ValueError names the first malformed one."""

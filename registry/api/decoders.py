@@ -14,10 +14,12 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import asyncpg
+import orjson
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +31,7 @@ from registry.api.context import ApiContext
 from registry.api.errors import ApiError, not_found
 from registry.api.json_body import JsonBodyRoute
 from registry.api.organizations import require_organization
+from registry.decoder_preview import diff, summary
 from registry.js_store import (
     MAX_EXAMPLES,
     Checked,
@@ -39,6 +42,7 @@ from registry.js_store import (
     take_trial,
     upsert,
 )
+from registry.store import RegistryError
 
 Dialect = Literal["ttn", "chirpstack-v4", "chirpstack-v3", "os2iot"]
 _JS_LIST_COLUMNS = "id, organization_id, vendor, model, description, dialect, version"  # what a list shows
@@ -109,6 +113,55 @@ class TestResult(BaseModel):
     measurements: list[dict[str, Any]]
     warnings: list[str]
     errors: list[str]
+
+
+MAX_PREVIEW = 200
+
+
+class PreviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    source: str | None = Field(None, min_length=1, max_length=1_000_000,
+                               description="candidate JavaScript; default: the decoder's saved source")
+    dialect: Dialect | None = None
+    timeout_ms: int = Field(100, ge=1, le=5000, description="per uplink, for `source`")
+    builtin: str | None = Field(None, max_length=80, description="a built-in decoder as the candidate instead")
+    device_id: UUID | None = Field(None, description="only this device's messages")
+    application_id: UUID | None = Field(None, description="only this application's messages")
+    limit: int = Field(50, ge=1, le=MAX_PREVIEW, description="the last N stored uplinks")
+    days: int = Field(7, ge=1, le=3650, description="looking back this many days")
+
+
+class PreviewMessage(BaseModel):
+    id: UUID
+    received_at: datetime
+    device_id: UUID
+    current: dict[str, Any] = Field(description="as delivered: decoded, measurements, errors")
+    candidate: TestResult
+    diff: dict[str, Any] = Field(description="fields added, removed, changed; error fixed or introduced")
+
+
+class PreviewResult(BaseModel):
+    candidate: str = Field(description="what was run: the saved source, the given source or a built-in")
+    summary: dict[str, Any]
+    messages: list[PreviewMessage]
+
+
+PREVIEW_ROWS = """
+SELECT m.id, m.received_at, m.device_id, m.payload, m.f_port, m.body FROM messages m
+JOIN devices d ON d.id = m.device_id
+WHERE d.decoder = $1 AND m.received_at >= now() - make_interval(days => $2)
+  AND ($3::uuid IS NULL OR m.organization_id = $3) AND ($4::uuid IS NULL OR m.device_id = $4)
+  AND ($5::uuid IS NULL OR m.application_id = $5)
+ORDER BY m.received_at DESC LIMIT $6
+"""
+
+
+def delivered_view(body: bytes) -> dict[str, Any]:
+    """What a stored message says its decoder produced."""
+    message = orjson.loads(body)
+    payload, decoder = message.get("payload") or {}, message.get("decoder") or {}
+    return {"decoded": payload.get("decoded"), "measurements": message.get("measurements") or [],
+            "errors": decoder.get("errors") or []}
 
 
 def trial_bucket(who: Principal) -> str:
@@ -344,6 +397,67 @@ def routes(ctx: ApiContext) -> APIRouter:
         async with ctx.pool.acquire() as conn:
             row = await _get_js(conn, who, decoder_id)
         return await try_once(who, row["source"], row["dialect"], row["timeout_ms"], body)
+
+    @r.post("/decoders/{decoder_id}/preview", response_model=PreviewResult,
+            responses={429: {"description": "slow down"}, 503: {"description": "trial worker busy"}},
+            summary="Run a candidate decoder over the last stored uplinks of this decoder's devices and compare"
+                    " (write keys; one trial)")
+    async def preview_decoder(decoder_id: str, body: PreviewIn, who: Who) -> dict[str, Any]:
+        who.require("write")
+        if body.source is not None and body.builtin is not None:
+            raise ApiError(422, "give a candidate as source or as builtin, not both")
+        async with ctx.pool.acquire() as conn:
+            saved = None if catalog.get(decoder_id) is not None else await _get_js(conn, who, decoder_id)
+            for table, wanted in (("devices", body.device_id), ("applications", body.application_id)):
+                if wanted is not None:
+                    org = await conn.fetchval(
+                        "SELECT a.organization_id FROM applications a WHERE a.id = $1" if table == "applications"
+                        else "SELECT a.organization_id FROM devices d JOIN applications a ON a.id = d.application_id"
+                             " WHERE d.id = $1", str(wanted))
+                    if org is None or not who.sees(org):
+                        raise not_found(table[:-1])
+            rows = await conn.fetch(PREVIEW_ROWS, decoder_id, body.days, who.organization_id,
+                                    body.device_id, body.application_id, body.limit)
+        uplinks = [(bytes(r["payload"]), r["f_port"]) for r in rows]
+        if body.builtin is not None:
+            candidate = catalog.get(body.builtin)
+            if candidate is None:
+                raise ApiError(422, f"builtin: no built-in decoder {body.builtin!r}")
+            label = f"built-in {body.builtin}"
+            results: list[dict[str, Any]] = []
+            for payload, fport in uplinks:   # trusted Python, in line, as the service runs it
+                result = candidate.decode(payload, fport)
+                results.append({"data": result.data, "measurements": [m.as_dict() for m in candidate.measure(result)],
+                                "warnings": result.warnings, "errors": result.errors})
+        else:
+            if body.source is None and saved is None:
+                raise ApiError(422, "a built-in decoder has no saved source: give a candidate as source or builtin")
+            source = body.source if body.source is not None else str(saved["source"])   # type: ignore[index]
+            dialect = body.dialect if body.source is not None else saved["dialect"]   # type: ignore[index]
+            timeout_ms = body.timeout_ms if body.source is not None else int(saved["timeout_ms"])  # type: ignore[index]
+            label = "the given source" if body.source is not None else f"the saved {decoder_id}"
+            results = await preview_trial(who, source, dialect, timeout_ms, uplinks) if uplinks else []
+        messages = []
+        for row, answer in zip(rows, results, strict=True):
+            current = delivered_view(row["body"])
+            messages.append({"id": row["id"], "received_at": row["received_at"], "device_id": row["device_id"],
+                             "current": current, "candidate": answer,
+                             "diff": diff(current["decoded"], answer["data"], list(current["errors"]),
+                                          list(answer["errors"]))})
+        return {"candidate": label, "summary": summary(m["diff"] for m in messages), "messages": messages}
+
+    async def preview_trial(who: Principal, source: str, dialect: str | None, timeout_ms: int,
+                            uplinks: list[tuple[bytes, int | None]]) -> list[dict[str, Any]]:
+        if trials.full:
+            raise busy()
+        async with ctx.pool.acquire() as conn:
+            await spend_trial(conn, who)
+        try:
+            return await trials.preview(source, dialect, timeout_ms, uplinks)
+        except TrialBusy:
+            raise busy() from None
+        except RegistryError as exc:
+            raise ApiError(422, str(exc)) from None
 
     @r.post("/decoders/test", response_model=TestResult,
             responses={429: {"description": "slow down"}, 503: {"description": "trial worker busy"}},
