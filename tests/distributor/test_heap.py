@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -36,3 +37,8 @@ def test_a_new_registry_snapshot_joins_the_frozen_heap_without_a_collection() ->
     heap.keep_snapshot()
     assert gc.get_freeze_count() >= frozen + len(snapshot)
     assert sum(s["collections"] for s in gc.get_stats()) == collections
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_large_blocks_stay_mapped_so_freed_ones_go_back_to_the_system() -> None:
+    assert heap.fix_mmap_threshold()
