@@ -28,6 +28,7 @@ import asyncpg
 import structlog
 
 from decoders.contract import NUMBER
+from distributor import waiting
 from distributor.ack import Finalizer
 from distributor.delivery.outage import Outage
 from registry import storable
@@ -137,11 +138,7 @@ class MessageStore:
 
     async def drain(self, timeout: float) -> bool:
         """Wait until everything queued is written; False if the timeout passed first."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self._rows and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        return not self._rows
+        return await waiting.until(lambda: not self._rows, waiting.deadline_in(timeout))
 
     async def close(self) -> None:
         if self._task is not None:

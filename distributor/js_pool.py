@@ -43,6 +43,7 @@ from typing import Any
 
 import structlog
 
+from distributor import waiting
 from distributor.js_codecs import Suspensions
 from distributor.js_workers import JsJob, WorkerHandle
 from registry.records import JsDecoderRecord
@@ -135,10 +136,8 @@ class JsPool:
                 self._finish(queue.popleft(), failure("the service is stopping; delivered undecoded"))
         self._waiting.clear()
         self._ring.clear()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + drain_s
-        while any(w is not None and w.inflight for w in self._workers) and loop.time() < deadline:
-            await asyncio.sleep(0.01)
+        await waiting.until(lambda: not any(w is not None and w.inflight for w in self._workers),
+                            waiting.deadline_in(drain_s))
         if self._watchdog is not None:
             self._watchdog.cancel()
         for task in list(self._tasks):

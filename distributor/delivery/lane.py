@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from distributor import waiting
 from distributor.ack import Finalizer
 from distributor.delivery.backlog import Backlog
 from distributor.delivery.policy import CIRCUIT_VALUES, STRICT, CircuitBreaker, RetryPolicy, delivery_order
@@ -287,10 +288,8 @@ class ConsumerLane:
 
     async def drain(self, deadline: float) -> None:
         """Stop taking new work, deliver what is queued until the deadline, spill the rest."""
-        loop = asyncio.get_running_loop()
         self._closing = True
-        while not self.idle and loop.time() < deadline:
-            await asyncio.sleep(0.01)
+        await waiting.until(lambda: self.idle, deadline)
         tasks = [*self._workers, *([self._sweeper] if self._sweeper else [])]
         for task in tasks:
             task.cancel()

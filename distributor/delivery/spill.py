@@ -36,6 +36,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from distributor import waiting
 from distributor.delivery.outage import Outage
 from distributor.sinks.base import Outgoing
 from registry import storable
@@ -191,11 +192,7 @@ class SpillStore:
 
     async def drain(self, timeout: float) -> bool:
         """Wait until everything queued is written; False if the timeout passed first."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self._rows and loop.time() < deadline:
-            await asyncio.sleep(0.01)
-        return not self._rows
+        return await waiting.until(lambda: not self._rows, waiting.deadline_in(timeout))
 
     async def close(self) -> None:
         if self._task is not None:
