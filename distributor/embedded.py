@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from distributor.startup import StartupError
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -48,9 +50,15 @@ async def embedded_postgres() -> AsyncIterator[str]:
     except ImportError as exc:  # pragma: no cover - pgserver is a dependency
         raise RuntimeError("pgserver is not installed; set IOTD_DATABASE_URL instead") from exc
     data_dir = Path(tempfile.mkdtemp(prefix="iotd-demo-pg-"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = await asyncio.to_thread(get_server, str(data_dir), cleanup_mode="stop")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = await asyncio.to_thread(get_server, str(data_dir), cleanup_mode="stop")
+    except subprocess.CalledProcessError as exc:   # e.g. Ctrl-C reached initdb (same process group): one line
+        shutil.rmtree(data_dir, ignore_errors=True)
+        tool = Path(str(exc.cmd[0] if isinstance(exc.cmd, list | tuple) else exc.cmd)).name
+        raise StartupError(f"the embedded PostgreSQL did not start: {tool} exited with status {exc.returncode}"
+                           " (interrupted, or out of disk space?)") from None
     try:
         yield str(server.get_uri())
     finally:
