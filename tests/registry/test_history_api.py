@@ -158,3 +158,42 @@ async def test_personal_data_is_kept_briefly_and_erased_with_its_application(api
             (7, now, str(uuid.uuid4()), device, personal["id"], org, 1, b"", b"{}", [], [])])
         done = await maintain(conn)
     assert done.erased == 1 and await stored_count(api, device) == 0
+
+
+async def test_measurements_export_as_csv_streamed(api: Api) -> None:
+    device, ids = await seed(api, n=3)
+    assert api.service.pool is not None
+    await api.service.pool.execute("UPDATE devices SET name = '=HYPERLINK(1)' WHERE id = $1", device)
+    await api.service.pool.execute(                            # stored twice: exported once
+        "INSERT INTO messages SELECT retention_days, received_at + interval '1 second', id, device_id,"
+        " application_id, organization_id, f_port, payload, body, names, vals FROM messages WHERE id = $1", ids[0])
+    span = {"from": START.isoformat(), "to": (START + timedelta(hours=1)).isoformat()}
+    r = await api.client.get("/api/v1/messages/export.csv", params={**span, "device_id": device})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    lines = r.text.split("\r\n")
+    assert lines[0] == "received_at,message_id,device_id,device_name,dev_eui,measurement,value"
+    rows = [line.split(",") for line in lines[1:] if line]
+    assert [row[1] for row in rows] == ids                     # oldest first, each message once
+    assert {row[3] for row in rows} == {"'=HYPERLINK(1)"}      # a formula is not run by a spreadsheet
+    assert [(row[5], float(row[6])) for row in rows] == [("temperature", 0.0), ("temperature", 1.0),
+                                                         ("temperature", 2.0)]
+
+
+async def test_the_export_says_what_to_fix_and_keeps_to_the_tenant(api: Api) -> None:
+    device, _ = await seed(api, n=1)
+    assert api.service.pool is not None
+    await api.service.pool.execute("""UPDATE devices SET tags = '{"site": "x"}' WHERE id = $1""", device)
+    url = "/api/v1/messages/export.csv"
+    hour = {"from": START.isoformat(), "to": (START + timedelta(hours=1)).isoformat()}
+    mine = await api.client.get(url, params={"tag": "site=x", **hour})
+    assert device in mine.text
+    assert (await api.client.get(url)).status_code == 422                        # which messages?
+    year_and_more = {"from": "2024-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z", "device_id": device}
+    assert (await api.client.get(url, params=year_and_more)).status_code == 422
+    assert (await api.client.get(url, params={"tag": "no-equals-sign"})).status_code == 422
+    org = (await api.create("organizations", {"name": f"o-{uuid.uuid4().hex[:6]}"}))["id"]
+    key = (await api.create("api-keys", {"organization_id": org, "name": "r", "role": "read"}))["key"]
+    async with api.as_key(key) as other:
+        assert (await other.get(url, params={"device_id": device})).status_code == 404
+        tagged = await other.get(url, params={"tag": "site=x", **hour})
+        assert tagged.status_code == 200 and tagged.text.count("\r\n") == 1     # the header only
