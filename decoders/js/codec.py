@@ -167,9 +167,14 @@ class JsCodec:
         wanted = normalize and self.has_normalize and self.uplink_function == "decodeUplink"
         call = uplink_call(self.dialect, payload, fport, recv_time_ms, variables, os2iot_args, wanted,
                            self.uplink_function)
-        outcome = self._run(call, isolation_key)
-        result = decode_result(call.function, outcome)
-        if not wanted or not result.ok:
+        return self._decoded(call.function, self._run(call, isolation_key), wanted, isolation_key)
+
+    def _decoded(self, function: str, outcome: CallOutcome, normalizing: bool, isolation_key: str | None
+                 ) -> tuple[DecodeResult, NormalizeResult | None]:
+        """An uplink call's outcome read: its decode result and, when normalizing was asked and decoding
+        worked, the normalized data (asked for separately when the harness could not give it)."""
+        result = decode_result(function, outcome)
+        if not normalizing or not result.ok:
             return result, None
         if outcome.normalized is None:  # the harness judged the answer differently: ask separately
             return result, self.normalize(result.data, isolation_key=isolation_key)

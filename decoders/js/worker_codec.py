@@ -22,7 +22,6 @@ from decoders.js.codec import JsCodec
 from decoders.js.dialects import Dialect
 from decoders.js.engine import Engine
 from decoders.js.limits import Limits
-from decoders.js.results import NormalizeResult, decode_result, normalize_result
 from decoders.js.trial import decode_measured, measured
 from decoders.ttn_normalized import normalized_into
 
@@ -133,14 +132,5 @@ class WorkerCodec(JsCodec):
             if answer is not None:
                 return answer
             outcome = self._outcome(outcome)
-        result = decode_result("decodeUplink", outcome)
-        if not result.ok:
-            return answer_of(result, [])
-        normalized: NormalizeResult | None = None
-        if normalize:
-            normalized = (
-                self.normalize(result.data, isolation_key=isolation_key)
-                if outcome.normalized is None
-                else normalize_result(outcome.normalized)
-            )
-        return answer_of(result, measured(result.data, result.warnings, normalized))
+        result, normalized = self._decoded("decodeUplink", outcome, normalize, isolation_key)
+        return answer_of(result, measured(result.data, result.warnings, normalized) if result.ok else [])
