@@ -36,11 +36,10 @@ from distributor.log_budget import LogBudget
 from distributor.metrics import Metrics
 from distributor.uplink import RawUplink
 from registry.cache import RegistryCache
-from registry.records import Device, JsDecoderRecord
+from registry.records import DEFAULT_RETENTION_DAYS, Device, JsDecoderRecord
 from registry.state_writer import StateWriter
 
 log = structlog.get_logger("iotd.pipeline")
-DEFAULT_RETENTION_DAYS = 30   # an application the cache does not know yet (migration 0010's default)
 
 
 class Pipeline:

@@ -122,12 +122,11 @@ async def maintain(conn: asyncpg.Connection, now: datetime | None = None) -> Mai
     expired ones (whole tables: no row is ever deleted)."""
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
     async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", HISTORY_LOCK)   # ensure's too: held per session
         retentions = [r["retention_days"] for r in await conn.fetch(
             "SELECT DISTINCT retention_days FROM applications WHERE retention_days > 0")]
         created = await ensure(conn, ((r, today + timedelta(days=k)) for r in retentions
                                       for k in range(AHEAD_DAYS + 1)))
-        if not retentions:
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", HISTORY_LOCK)
         dropped = []
         for part in await partitions(conn):
             if part.expired(today):

@@ -17,12 +17,15 @@ class Organization:
     name: str
 
 
+DEFAULT_RETENTION_DAYS = 30         # an application's history retention unless it says otherwise (migration 0010)
+
+
 @dataclass(frozen=True, slots=True)
 class Application:
     id: str
     organization_id: str
     name: str
-    retention_days: int = 30        # how long its messages are kept in the history (0: not kept)
+    retention_days: int = DEFAULT_RETENTION_DAYS   # how long its messages are kept in the history (0: not kept)
 
 
 @dataclass(frozen=True, slots=True)

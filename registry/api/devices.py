@@ -33,12 +33,11 @@ from registry.api.common import (
 )
 from registry.api.context import ApiContext
 from registry.api.decoders import decoder_usable
-from registry.api.erasure import ERASE_HELP, erase_history_of, erasing
+from registry.api.erasure import ERASE_HELP, erase_history_of, erase_late_arrivals, erasing
 from registry.api.errors import ApiError, not_found
 from registry.api.freshness import applied
 from registry.api.json_body import JsonBodyRoute
 from registry.device_rules import KEYED_KINDS, clean_device
-from registry.history_erasure import erase_devices
 from registry.secrets import SecretBox, hash_token, new_token
 
 Kind = Literal["lorawan", "nbiot", "http", "mqtt"]
@@ -272,9 +271,8 @@ def routes(ctx: ApiContext) -> APIRouter:
                 await erase_history_of(conn, who, "device", str(device_id), str(before["organization_id"]),
                                        [str(device_id)])
         await applied(request, [str(device_id)])
-        if erase:   # what was on its way into the store meanwhile (and the hourly maintenance, for a day)
-            async with ctx.pool.acquire() as conn:
-                await erase_devices(conn, [str(device_id)])
+        if erase:
+            await erase_late_arrivals(ctx.pool, [str(device_id)])
         return Response(status_code=204)
 
     @r.post("/devices/{device_id}/rotate-ingest-key", response_model=IngestKey,

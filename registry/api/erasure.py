@@ -20,6 +20,13 @@ async def erasing(conn: asyncpg.Connection, asked: bool | None, application_id: 
     return bool(await conn.fetchval("SELECT personal_data FROM applications WHERE id = $1", application_id))
 
 
+async def erase_late_arrivals(pool: asyncpg.Pool, device_ids: list[str]) -> None:
+    """Once the deletion reached the caches, erase what was on its way into the store meanwhile (the hourly
+    maintenance erases once more, for a day: ``registry.history_erasure``)."""
+    async with pool.acquire() as conn:
+        await erase_devices(conn, device_ids)
+
+
 async def erase_history_of(conn: asyncpg.Connection, who: Principal, resource: str, resource_id: str,
                            organization_id: str, device_ids: list[str]) -> None:
     """Erase the devices' stored messages, in the caller's transaction, and say so in the audit log (one row

@@ -28,11 +28,11 @@ from registry.api.common import (
     with_etag,
 )
 from registry.api.context import ApiContext
-from registry.api.erasure import ERASE_HELP, erase_history_of
+from registry.api.erasure import ERASE_HELP, erase_history_of, erase_late_arrivals, erasing
 from registry.api.errors import ApiError, not_found
 from registry.api.freshness import applied
 from registry.api.json_body import JsonBodyRoute
-from registry.history_erasure import erase_devices
+from registry.records import DEFAULT_RETENTION_DAYS
 
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
 
@@ -68,9 +68,9 @@ class Organization(Stamped):
 
 
 PERSONAL_DATA_RETENTION_DAYS = 7   # the default retention of an application created with personal_data
-RETENTION_HELP = ("days its messages are kept in the message history (0: none are kept; default 30, or"
-                  f" {PERSONAL_DATA_RETENTION_DAYS} for personal data); a change applies to messages stored from"
-                  " then on")
+RETENTION_HELP = ("days its messages are kept in the message history (0: none are kept; default"
+                  f" {DEFAULT_RETENTION_DAYS}, or {PERSONAL_DATA_RETENTION_DAYS} for personal data); a change"
+                  " applies to messages stored from then on")
 Status = Literal["planned", "in_development", "prototype", "in_operation", "retired"]
 Classification = Literal["open", "shared", "closed"]
 
@@ -85,7 +85,7 @@ class ApplicationFields(BaseModel):
     contact_phone: str = Field("", max_length=50)
     personal_data: bool = Field(False, description="the data may identify persons (GDPR)")
     data_classification: Classification = Field("closed", description="open, shared or closed data")
-    retention_days: int = Field(30, ge=0, le=3650, description=RETENTION_HELP)
+    retention_days: int = Field(DEFAULT_RETENTION_DAYS, ge=0, le=3650, description=RETENTION_HELP)
 
 
 class ApplicationIn(ApplicationFields):
@@ -255,15 +255,14 @@ def routes(ctx: ApiContext) -> APIRouter:
             who.require("write")
             devices = [str(d) for d in await conn.fetchval(
                 "SELECT coalesce(array_agg(id), '{}') FROM devices WHERE application_id = $1", str(application_id))]
-            erase = erase_history if erase_history is not None else bool(before["personal_data"])
+            erase = await erasing(conn, erase_history, str(application_id))
             await APPLICATIONS.delete(conn, who, before, if_match, application_shown)
             if erase:
                 await erase_history_of(conn, who, "application", str(application_id),
                                        str(before["organization_id"]), devices)
         await applied(request)
-        if erase:   # what was on its way into the store meanwhile (and the hourly maintenance, for a day)
-            async with ctx.pool.acquire() as conn:
-                await erase_devices(conn, devices)
+        if erase:
+            await erase_late_arrivals(ctx.pool, devices)
         return Response(status_code=204)
 
     return r
