@@ -166,6 +166,7 @@ class Pipeline:
         self._state.message(device.id, up.network.get("f_cnt"), message)
         snapshot = self._cache.snapshot
         rendered: dict[str, bytes] | None = None
+        consumers = snapshot.consumers_for(device)
         if self._history is not None:
             application = snapshot.applications.get(device.application_id)
             retention = application.retention_days if application is not None else DEFAULT_RETENTION_DAYS
@@ -174,8 +175,10 @@ class Pipeline:
                 rendered = {"native": body}
                 self._history.add(history_row(retention, up.received_at, msg_id, device, up.fport, up.payload, body,
                                               message["measurements"]), up.finalizer)
-        self._dispatcher.dispatch(message, up.raw_event, snapshot.consumers_for(device), topic_vars(device),
-                                  up.finalizer, up.received_at, rendered)
+                if snapshot.gated:   # a stored message before a backfill's seam goes out with the backfill
+                    consumers = snapshot.live_consumers(device, up.received_at)
+        self._dispatcher.dispatch(message, up.raw_event, consumers, topic_vars(device), up.finalizer, up.received_at,
+                                  rendered)
 
     def device_event(self, dev_eui: str, event: str, detail: dict[str, Any], state: dict[str, Any],
                      finalizer: Finalizer, tenant_id: str | None = None, application_id: str | None = None) -> None:

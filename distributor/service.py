@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from distributor.js_pool import JsPool
 from distributor.logging import install_names
 from distributor.metrics import ConsumerInfoCollector, Metrics
 from distributor.pipeline import Pipeline
+from distributor.replay import ReplayWorker
 from distributor.settings import Settings
 from distributor.sinks.base import DeliveryError, Outgoing, Sink
 from distributor.sources.chirpstack_mqtt import ChirpStackMqttSource, broker_address
@@ -92,6 +94,23 @@ def default_sink_factory(client_id: str, targets: TargetPolicy) -> Callable[[Con
     return make
 
 
+def late_seams(snapshot: Snapshot, seen: set[str] | None) -> set[str]:
+    """Warn of a backfilling subscription this instance loaded only after its seam (``distributor.replay``):
+    messages this instance handled between the seam and now went neither live nor into the backfill. (At
+    start-up nothing was handled before, so the first snapshot only fills ``seen``.) Returns the seams known now."""
+    now = time.time()
+    known = set()
+    for sub in snapshot.subscriptions:
+        if sub.live_from is None:
+            continue
+        known.add(sub.id)
+        if seen is not None and sub.id not in seen and sub.live_from < now:
+            log.warning("a backfilling subscription reached this instance after its seam; replay the gap to the"
+                        " consumer if this instance handled its messages meanwhile", subscription=sub.id,
+                        consumer=sub.consumer_id, late_by_s=round(now - sub.live_from, 3))
+    return known
+
+
 class _RegistryNames:
     """Names for log lines from the registry cache in memory (``distributor.logging.install_names``)."""
 
@@ -130,6 +149,7 @@ class Service:
         self.broker_error: str | None = None     # why the broker is not connected yet (for /readyz)
         self._reloads_seen = 0                   # full registry reloads already frozen (distributor/heap.py)
         self._history_task: asyncio.Task[None] | None = None
+        self._seams_seen: set[str] | None = None    # subscriptions with a backfill's seam, known since start
 
     async def start(self) -> None:
         """Start everything; an operator's problem (database, port, settings) is a ``StartupError`` of one line,
@@ -166,7 +186,7 @@ class Service:
         install_names(_RegistryNames(self.cache))
         self.metrics.registry.register(ConsumerInfoCollector(self.cache))
         if s.run_api:
-            self.api_context = ApiContext(self.pool, self.box, self.targets)
+            self.api_context = ApiContext(self.pool, self.box, self.targets, backfill_seam_s=s.backfill_seam_s)
         if s.run_distributor:
             await self._start_distributor()
         try:
@@ -256,6 +276,10 @@ class Service:
         await self._on_registry(self.cache.snapshot)
         self.cache.on_reload.append(self._schedule_sync)
         await self.retry.start()
+        self.replays = ReplayWorker(self.pool, self.cache, self.dispatcher, instance=s.mqtt_client_id,
+                                    poll_s=s.replay_poll_s, lease_s=s.retry_lease_s, settle_s=s.replay_settle_s,
+                                    max_jobs=s.replay_max_jobs)
+        await self.replays.start()
         await self.consumer_stats.start()
         catalog.load_all()   # the built-in decoders load now, not with the first uplink
         self.js_decoders = JsDecoders()
@@ -288,6 +312,7 @@ class Service:
         self._sync_task = asyncio.get_running_loop().create_task(self._on_registry(snapshot))
 
     async def _on_registry(self, snapshot: Snapshot) -> None:
+        self._seams_seen = late_seams(snapshot, self._seams_seen)
         self.metrics.registry_devices.set(len(snapshot.devices))
         self.metrics.registry_reload_seconds.set(self.cache.last_reload_s)
         await self.dispatcher.sync(snapshot.consumers)
@@ -331,6 +356,7 @@ class Service:
             await self.source.stop(drain_timeout=timeout)
         if self.pipeline is not None:
             await self.js_pool.close(drain_s=min(2.0, timeout))  # what still waits goes out undecoded
+            await self.replays.close()
             await self.retry.close()
             await self.dispatcher.drain(timeout)
             await self.spill.drain(timeout)

@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     history_maintenance_s: float = Field(3600.0, gt=0, description="how often the history's partitions are made"
                                                                   " ahead and the expired ones dropped")
 
+    replay_poll_s: float = Field(1.0, gt=0, description="how often an instance looks for replay jobs to run")
+    replay_settle_s: float = Field(10.0, ge=0, description="a replay reads only messages received at least this long"
+                                                         " ago (they reach the history a moment after arriving)")
+    replay_max_jobs: int = Field(4, ge=1, le=64, description="replay jobs one instance runs at once")
+    backfill_seam_s: float = Field(5.0, gt=0, le=300, description="a subscription made with backfill_from delivers live"
+                                                                 " from this long after it was made; the backfill"
+                                                                 " delivers what came before")
+
     # --- MQTT intake (issue 14, helper H adds fields here) --------------------------------------
     mqtt_keepalive_s: int = Field(60, ge=5, le=65535, description="MQTT keepalive with the ChirpStack broker")
     mqtt_session_expiry_s: int | None = Field(

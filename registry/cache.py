@@ -48,7 +48,9 @@ class Snapshot:
     integration_tokens: dict[str, IntegrationToken] = field(default_factory=dict)   # sha256 of token -> token
     chirpstack_owners: dict[tuple[str, str], str] = field(default_factory=dict)    # registry.tenancy.Owners
     loaded_at: float = 0.0
+    gated: bool = False     # some subscription has a backfill's seam (``live_consumers``)
     _routes: dict[str, tuple[Consumer, ...]] = field(default_factory=dict)
+    _gates: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def consumers_for(self, device: Device) -> tuple[Consumer, ...]:
         """The enabled consumers of the device's organization whose subscriptions match it (memoized)."""
@@ -63,6 +65,31 @@ class Snapshot:
             found = tuple(self.consumers[i] for i in ids)
             self._routes[device.id] = found
         return found
+
+    def live_consumers(self, device: Device, received_at: float) -> tuple[Consumer, ...]:
+        """``consumers_for`` without the consumers whose every subscription matching the device goes live only
+        after ``received_at``: a backfill (``distributor.replay``) delivers those messages from the history, so
+        each message goes out once, live or as part of the backfill, whichever instance handles it."""
+        found = self.consumers_for(device)
+        if not self.gated:
+            return found
+        gates = self._gates.get(device.id)
+        if gates is None:
+            gates = self._gates[device.id] = self._gates_of(device, found)
+        if not gates:
+            return found
+        return tuple(c for c in found if received_at >= gates.get(c.id, received_at))
+
+    def _gates_of(self, device: Device, consumers: tuple[Consumer, ...]) -> dict[str, float]:
+        """Per consumer of the device, the earliest time one of its matching subscriptions is live (only those
+        with a seam still ahead of some message: a subscription without one is live for every message)."""
+        wanted = {c.id for c in consumers}
+        earliest: dict[str, float] = {}
+        for sub in self.subscriptions:
+            if sub.consumer_id in wanted and sub.matches(device):
+                start = sub.live_from if sub.live_from is not None else float("-inf")
+                earliest[sub.consumer_id] = min(earliest.get(sub.consumer_id, start), start)
+        return {cid: at for cid, at in earliest.items() if at != float("-inf")}
 
     def add_device(self, row: asyncpg.Record) -> None:
         dev = _device(row, self.applications, self.organizations)
@@ -81,6 +108,7 @@ class Snapshot:
         for device_id in ids:
             old = self.devices.pop(device_id, None)
             self._routes.pop(device_id, None)
+            self._gates.pop(device_id, None)
             key = self.ingest_key_of.pop(device_id, None)
             if old is None:
                 continue
@@ -110,6 +138,10 @@ class Snapshot:
         return len(set(self.organizations) - set(self.chirpstack_owners.values()))
 
 
+# a seam only matters for messages received before it, which arrive within seconds: an old one is dropped
+SUBSCRIPTION_COLUMNS = ("SELECT id, consumer_id, application_id, device_ids, decoder, tags, created_at,"
+                        " CASE WHEN live_from > now() - interval '1 day' THEN live_from END AS live_from"
+                        " FROM subscriptions")
 DEVICE_BATCH = 5000   # rows per round trip while loading devices
 DEVICE_COLUMNS = ("SELECT id, application_id, name, kind, decoder, dev_eui, imei, ingest_key_hash, tags, lat, lon"
                   " FROM devices")
@@ -181,14 +213,17 @@ async def load_snapshot(conn: asyncpg.Connection, box: SecretBox) -> Snapshot:
         for r in await conn.fetch("SELECT * FROM consumers"):
             c = _consumer(r, box)
             snap.consumers[c.id] = c
-        subs = await conn.fetch("SELECT id, consumer_id, application_id, device_ids, decoder, tags FROM subscriptions")
+        subs = await conn.fetch(SUBSCRIPTION_COLUMNS)
         for r in subs:
             snap.subscriptions.append(Subscription(
                 id=str(r["id"]), consumer_id=str(r["consumer_id"]),
                 application_id=str(r["application_id"]) if r["application_id"] else None,
                 device_ids=tuple(str(d) for d in r["device_ids"]), decoder=r["decoder"],
                 tags={str(k): str(v) for k, v in (r["tags"] or {}).items()},
+                since=r["created_at"].timestamp(),
+                live_from=r["live_from"].timestamp() if r["live_from"] is not None else None,
             ))
+        snap.gated = any(s.live_from is not None for s in snap.subscriptions)
         for r in await conn.fetch("SELECT id, organization_id, dialect, source, timeout_ms, version, vendor, model"
                                   " FROM js_decoders"):
             org = r["organization_id"]

@@ -81,6 +81,13 @@ class Subscription:
     device_ids: tuple[str, ...] = ()
     decoder: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    since: float = 0.0                 # created (epoch seconds): messages from about then on went out live
+    live_from: float | None = None     # a backfill's seam: live only for messages received from then on
+
+    @property
+    def live_since(self) -> float:
+        """From when on this subscription delivers live."""
+        return self.live_from if self.live_from is not None else self.since
 
     def matches(self, device: Device) -> bool:
         if self.application_id is not None and device.application_id != self.application_id:

@@ -95,6 +95,11 @@ class Dispatcher:
         done.add_done_callback(lambda _: finalizer.release(True))
 
     @property
+    def spill(self) -> SpillStore:
+        """The durable spill the lanes use (the replay jobs hand it their failed batches too)."""
+        return self._spill
+
+    @property
     def queued(self) -> int:
         return sum(lane.depth for lane in self.lanes.values())
 

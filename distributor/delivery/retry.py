@@ -46,7 +46,7 @@ from distributor.delivery.retry_store import (
 )
 from distributor.delivery.spill import attempt_record
 from distributor.metrics import Metrics
-from distributor.sinks.base import DeliveryError, Outgoing
+from distributor.sinks.base import REPLAY, DeliveryError, Outgoing
 from registry.batches import is_data_error, reason
 
 log = structlog.get_logger("iotd.delivery.retry")
@@ -56,6 +56,20 @@ MIN_CLAIM = 200           # ... and at least this many rows (one claim and one d
 LEASE_MARGIN_S = 5.0      # a send starts only if it ends (timeout_s) this long before the lease does
 SQL_CONNECTIONS = 3       # of the pool's connections, the retry worker uses at most this many at once
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+def chunked(rows: list[asyncpg.Record], size: int) -> list[list[asyncpg.Record]]:
+    """Consecutive rows in chunks of at most ``size``; a replay's rows never share a chunk (one HTTP request)
+    with other rows, so a request's ``X-Iotd-Replay`` speaks for every message in it."""
+    chunks: list[list[asyncpg.Record]] = []
+    mark: object = None
+    for row in rows:
+        replay = row["topic_vars"].get(REPLAY)
+        if not chunks or len(chunks[-1]) >= size or replay != mark:
+            chunks.append([])
+            mark = replay
+        chunks[-1].append(row)
+    return chunks
 
 
 class RetryWorker:
@@ -168,7 +182,7 @@ class RetryWorker:
         rows = sorted(rows, key=lambda r: r["id"])
         start_by = asyncio.get_running_loop().time() + lease - lane.consumer.timeout_s - LEASE_MARGIN_S
         stop = [False]
-        chunks = [rows[i : i + lane.batch] for i in range(0, len(rows), lane.batch)]
+        chunks = chunked(rows, lane.batch)
         outcomes = await asyncio.gather(*(self._send(lane, chunk, start_by, stop) for chunk in chunks))
         delivered = sum(len(chunk) for chunk, outcome in zip(chunks, outcomes, strict=True) if outcome is True)
         unsent = [r["id"] for chunk, outcome in zip(chunks, outcomes, strict=True) if outcome is False

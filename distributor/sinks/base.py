@@ -20,6 +20,8 @@ from typing import Protocol
 
 from registry import storable
 
+REPLAY = "replay"   # ``topic_vars`` key of a re-delivered message: its replay job's id (kept through retries)
+
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:

@@ -12,7 +12,9 @@ minutes old so a captured request cannot be replayed later. ``X-Iotd-Message-Id`
 message ids in the body (comma-separated) when the list fits in ``MESSAGE_ID_HEADER_MAX`` characters
 (about 100 ids): most servers refuse a header line over 8 KB with a 400 (aiohttp, nginx, Apache), which
 would make every large batch a permanent refusal. A larger batch carries its ids only in the body.
-``X-Iotd-Message-Count`` always says how many messages the request holds. Delivery is at least
+``X-Iotd-Message-Count`` always says how many messages the request holds. ``X-Iotd-Replay: <job id>``
+marks messages re-delivered by a replay, backfill or reprocess job (``distributor.replay``): a receiver
+that de-duplicates by id should let such a message replace the copy it has. Delivery is at least
 once: receivers de-duplicate by id.
 
 Failures map to ``DeliveryError`` with a reason class, never a host, port or OS error text (the
@@ -45,7 +47,7 @@ from email.utils import parsedate_to_datetime
 from yarl import URL
 
 from distributor.formats import join_batch
-from distributor.sinks.base import DeliveryError, Outgoing
+from distributor.sinks.base import REPLAY, DeliveryError, Outgoing
 from distributor.sinks.guard import failure_class
 from distributor.sinks.http_wire import ConnectionLost, ProtocolError, WirePool
 from registry import storable
@@ -126,6 +128,9 @@ class HttpSink:
         if len(ids) <= MESSAGE_ID_HEADER_MAX:
             headers["X-Iotd-Message-Id"] = ids
         headers["X-Iotd-Message-Count"] = str(len(batch))
+        replay = batch[0].topic_vars.get(REPLAY)
+        if replay:   # the retry worker and the replay job send a replay's messages in batches of their own
+            headers["X-Iotd-Replay"] = replay
         if self._consumer.secret:
             ts = int(time.time())
             headers["X-Iotd-Timestamp"] = str(ts)

@@ -2,7 +2,8 @@
 
 Placeholders ``{organization} {application} {device} {dev_eui} {decoder}`` come from
 ``Outgoing.topic_vars`` ("unknown" if missing); ``/ + #`` in values become ``_``. Each PUBLISH
-carries its message id as the v5 user property ``iotd-message-id``, for receivers to de-duplicate.
+carries its message id as the v5 user property ``iotd-message-id``, for receivers to de-duplicate, and a
+message re-delivered by a replay job (``distributor.replay``) also ``iotd-replay: <job id>``.
 
 QoS 1: gmqtt's ``publish`` returns nothing and shows a PUBACK only by removing the packet from its
 in-flight store, so we give it our own store (``_AckBook``): ``publish`` calls its ``push_message``
@@ -39,7 +40,7 @@ from gmqtt.mqtt.constants import UNLIMITED_RECONNECTS, MQTTv50
 from gmqtt.storage import PersistentStorage
 
 from distributor.mqtt_cork import cork
-from distributor.sinks.base import DeliveryError, Outgoing
+from distributor.sinks.base import REPLAY, DeliveryError, Outgoing
 from distributor.sinks.guard import checked_address, failure_class, named_tls_context
 from registry.records import Consumer
 from registry.targets import TargetPolicy
@@ -295,7 +296,10 @@ class MqttSink:
         try:
             async with asyncio.timeout(self._timeout):
                 for o in batch:
-                    props = {"user_property": ("iotd-message-id", o.message_id)}
+                    replay = o.topic_vars.get(REPLAY)
+                    props: dict[str, Any] = {"user_property": (
+                        ("iotd-message-id", o.message_id) if not replay
+                        else [("iotd-message-id", o.message_id), ("iotd-replay", replay)])}
                     if self._qos == 0:
                         client.publish(self.topic(o), o.body, qos=0, **props)
                         continue

@@ -9,6 +9,7 @@ the stored credentials, any other URL replaces them. Where a URL may point: ``co
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -38,6 +39,7 @@ from registry.api.decoders import decoder_usable
 from registry.api.errors import ApiError, not_found
 from registry.api.json_body import JsonBodyRoute
 from registry.api.organizations import require_organization
+from registry.api.replays import DEFAULT_RATE, MAX_RATE, create_job, replay_range
 from registry.consumer_url import mask_url
 from registry.secrets import new_token
 from registry.store import stored_url
@@ -53,7 +55,8 @@ CONSUMERS = Table("consumer", "consumers", "t.organization_id",
 _SUB_ORG = "(SELECT c.organization_id FROM consumers c WHERE c.id = t.consumer_id)"
 SUBSCRIPTIONS = Table("subscription", "subscriptions", _SUB_ORG,
                       "t.id, t.consumer_id, t.application_id, t.device_ids, t.decoder, t.tags, t.created_at,"
-                      " t.created_at AS updated_at, t.version")
+                      " t.created_at AS updated_at, t.version, t.live_from,"
+                      " (SELECT r.id FROM replays r WHERE r.subscription_id = t.id LIMIT 1) AS backfill_id")
 DELIVERY_ORDERS = ("fresh-first", "strict")     # what distributor.delivery.policy.ORDERS understands
 OPTIONS_HELP = ('concurrency, max_attempts, max_age_s, retry_base_s, ...; order: "fresh-first" (default: live'
                 ' messages go out while a backlog drains) or "strict" (arrival order: new messages wait behind a'
@@ -159,6 +162,10 @@ class SubscriptionIn(BaseModel):
     decoder: str | None = Field(None, max_length=200)
     tags: dict[Annotated[str, Field(max_length=100)], Annotated[str, Field(max_length=500)]] = Field(
         default_factory=dict)
+    backfill_from: datetime | None = Field(
+        None, description="also deliver the matching stored messages received since this time, first, as a"
+                          " backfill (a replay job): no gap and no duplicate where the live messages begin")
+    backfill_rate: int = Field(DEFAULT_RATE, ge=1, le=MAX_RATE, description="the backfill's messages per second")
 
 
 class Subscription(Stamped):
@@ -167,6 +174,8 @@ class Subscription(Stamped):
     device_ids: list[UUID]
     decoder: str | None
     tags: dict[str, str]
+    live_from: datetime | None = Field(description="with a backfill: live messages are those received from here on")
+    backfill_id: UUID | None = Field(description="with a backfill: its replay job (GET /api/v1/replays/{id})")
 
 
 def consumer_out(row: dict[str, Any]) -> dict[str, Any]:
@@ -297,11 +306,19 @@ def routes(ctx: ApiContext) -> APIRouter:
             consumer = await CONSUMERS.get(conn, who, body.consumer_id)
             who.require("write")
             await check_targets(conn, str(consumer["organization_id"]), body)
-            row_id = await conn.fetchval(
-                "INSERT INTO subscriptions (consumer_id, application_id, device_ids, decoder, tags)"
-                " VALUES ($1, $2, $3::uuid[], $4, $5) RETURNING id", str(body.consumer_id),
+            start = None
+            if body.backfill_from is not None:
+                start, _ = replay_range(body.backfill_from, None)
+            row_id, live_from = await conn.fetchrow(
+                "INSERT INTO subscriptions (consumer_id, application_id, device_ids, decoder, tags, live_from)"
+                " VALUES ($1, $2, $3::uuid[], $4, $5, CASE WHEN $6 THEN now() + make_interval(secs => $7) END)"
+                " RETURNING id, live_from", str(body.consumer_id),
                 str(body.application_id) if body.application_id else None, [str(d) for d in body.device_ids],
-                body.decoder, body.tags)
+                body.decoder, body.tags, start is not None, ctx.backfill_seam_s)
+            if start is not None:
+                await create_job(conn, who, kind="backfill", organization_id=str(consumer["organization_id"]),
+                                 start=start, end=live_from, rate=body.backfill_rate, consumer_id=str(body.consumer_id),
+                                 subscription_id=str(row_id))
             row = await SUBSCRIPTIONS.get(conn, who, row_id)
             await audit_create(conn, who, "subscription", row, subscription_shown(row))
         with_etag(response, row["version"])

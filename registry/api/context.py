@@ -15,4 +15,5 @@ class ApiContext:
     pool: asyncpg.Pool
     box: SecretBox
     targets: TargetPolicy = field(default_factory=TargetPolicy)   # where consumers may point (IOTD_CONSUMER_...)
+    backfill_seam_s: float = 5.0     # a backfilling subscription goes live this long after it was made
 

@@ -25,6 +25,7 @@ from registry.api import (
     keys,
     operations,
     organizations,
+    replays,
 )
 from registry.api.context import ApiContext
 from registry.api.errors import ApiError, error_response, install
@@ -81,7 +82,8 @@ def create_api_router(ctx: ApiContext) -> APIRouter:
                                429: {"description": "too many wrong keys from this address; "
                                                     "wait Retry-After seconds"},
                                503: {"description": "the database is unavailable; try again"}})
-    for module in (organizations, device_io, devices, history, consumers, keys, operations, decoders, integrations):
+    for module in (organizations, device_io, devices, history, consumers, replays, keys, operations, decoders,
+                   integrations):
         api.include_router(module.routes(ctx))
     return api
 

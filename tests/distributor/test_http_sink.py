@@ -12,7 +12,7 @@ import orjson
 import pytest
 from aiohttp import web
 
-from distributor.sinks.base import DeliveryError, Outgoing
+from distributor.sinks.base import REPLAY, DeliveryError, Outgoing
 from distributor.sinks.http import HttpSink, parse_retry_after, sign, verify
 from registry.records import Consumer
 from registry.targets import TargetPolicy
@@ -187,3 +187,17 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert parse_retry_after(formatdate(1_000_030, usegmt=True), now=1_000_000) == 30.0
     assert parse_retry_after(formatdate(999_000, usegmt=True), now=1_000_000) == 0.0
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+async def test_a_replayed_batch_says_which_replay_it_belongs_to() -> None:
+    seen: list[str | None] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        seen.append(request.headers.get("X-Iotd-Replay"))
+        return web.Response(status=204)
+
+    async with server(handle) as url, sink_for(url, batch_size=10) as s:
+        await s.send([message(1), message(2)])
+        await s.send([Outgoing(f"m{n}", b"{}", {REPLAY: "job-7"}) for n in (3, 4)])
+    assert seen == [None, "job-7"]

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import orjson
 import pytest
 
-from distributor.sinks.base import DeliveryError, Outgoing
+from distributor.sinks.base import REPLAY, DeliveryError, Outgoing
 from distributor.sinks.mqtt import RECONNECT_DELAY_S, MqttSink, compile_template, render_topic
 from registry.records import Consumer
 from registry.targets import TargetPolicy
@@ -67,6 +67,17 @@ async def test_a_qos1_batch_arrives_on_its_topics(broker: MosquittoBroker, sink:
         await got.wait_for(lambda bodies: len(bodies) >= 3)
     assert sorted(got.topics) == [f"iotd/city/air/dev-{i}" for i in range(3)]
     assert sorted(b["n"] for b in got.bodies) == [0, 1, 2]
+
+
+async def test_a_replayed_message_carries_its_replay_as_a_user_property(broker: MosquittoBroker,
+                                                                         sink: MqttSink) -> None:
+    replayed = Outgoing("m9", b'{"n": 9}', {**message(9).topic_vars, REPLAY: "job-1"})
+    async with topic_subscriber(broker.port, "iotd/#") as got:
+        await sink.send([message(8), replayed])
+        await got.wait_for(lambda bodies: len(bodies) >= 2)
+    by_id = {h["iotd-message-id"]: h for h in got.headers}
+    assert by_id["m8"] == {"iotd-message-id": "m8"}
+    assert by_id["m9"] == {"iotd-message-id": "m9", "iotd-replay": "job-1"}
 
 
 async def test_values_cannot_inject_levels_or_wildcards(broker: MosquittoBroker, sink: MqttSink) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -47,6 +48,7 @@ class Tenant:
     header_secret: str = ""
     url_token: str = ""
     subscription: str = ""
+    replay: str = ""
     user: str = ""
     keys: dict[str, tuple[str, str]] = field(default_factory=dict)     # role -> (id, key)
     decoder: str = ""
@@ -64,7 +66,8 @@ class Tenant:
         return {
             "organization_id": self.org, "application_id": self.app, "device_id": self.device,
             "device_ids": [self.lorawan, self.device], "consumer_id": self.consumer,
-            "subscription_id": self.subscription, "key_id": self.keys["admin"][0], "user_id": self.user,
+            "subscription_id": self.subscription, "replay_id": self.replay, "key_id": self.keys["admin"][0],
+            "user_id": self.user,
             "decoder_id": self.decoder, "decoder": self.decoder, "dead_letter_id": self.dead_letter,
             "ids": [self.dead_letter], "dev_eui": self.unknown_eui, "mapping_id": self.mapping,
             "token_id": self.token, "tenant_id": self.cs_tenant, "chirpstack_tenant_id": self.cs_tenant,
@@ -80,7 +83,8 @@ class Tenant:
                  "lorawan device id": self.lorawan, "http device id": self.device, "dev_eui": self.dev_eui,
                  "app_key": self.app_key, "ingest key": self.ingest_key, "consumer id": self.consumer,
                  "consumer secret": self.consumer_secret, "consumer header secret": self.header_secret,
-                 "consumer URL token": self.url_token, "subscription id": self.subscription, "user id": self.user,
+                 "consumer URL token": self.url_token, "subscription id": self.subscription, "replay id": self.replay,
+                 "user id": self.user,
                  "ChirpStack mapping id": self.mapping, "ChirpStack tenant id": self.cs_tenant,
                  "ChirpStack application id": self.cs_application, "unknown device EUI": self.unknown_eui,
                  "decoder source": self.source_token}
@@ -91,7 +95,7 @@ class Tenant:
 
     def owned(self) -> set[str]:
         """Ids that make an item this tenant's when they appear in one of its OWNER_FIELDS."""
-        return {self.org, self.app, self.lorawan, self.device, self.consumer, self.subscription, self.user,
+        return {self.org, self.app, self.lorawan, self.device, self.consumer, self.subscription, self.replay, self.user,
                 self.mapping, self.decoder, self.unknown_eui, *(k for k, _ in self.keys.values())}
 
 
@@ -123,6 +127,10 @@ async def make_tenant(api: Api, label: str, hook_url: str, token_id: str) -> Ten
         "organization_id": t.org, "name": f"{m}-consumer", "kind": "http", "url": f"{hook_url}?token={t.url_token}",
         "secret": t.consumer_secret, "headers": {"X-Probe": t.header_secret}}))["id"]
     t.subscription = (await api.create("subscriptions", {"consumer_id": t.consumer, "application_id": t.app}))["id"]
+    replay = await api.client.post(f"/api/v1/consumers/{t.consumer}/replay",
+                                   json={"from": (datetime.now(UTC) - timedelta(hours=1)).isoformat()})
+    assert replay.status_code == 202, replay.text
+    t.replay = replay.json()["id"]
     t.user = (await api.create("users", {"organization_id": t.org, "name": f"{m}-user",
                                          "email": f"{m}@example.org", "role": "admin"}))["id"]
     for role in ROLES:

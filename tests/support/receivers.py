@@ -78,11 +78,12 @@ async def topic_subscriber(port: int, topic: str) -> AsyncIterator[Received]:
     ready = asyncio.Event()
 
     async def listen() -> None:
-        async with aiomqtt.Client("127.0.0.1", port) as client:
+        async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V5) as client:
             await client.subscribe(topic, qos=1)
             ready.set()
             async for msg in client.messages:
-                got.topics.append(str(msg.topic))
+                got.topics.append(str(msg.topic))     # the v5 user properties stand in the headers
+                got.headers.append(dict(getattr(msg.properties, "UserProperty", None) or []))
                 got.bodies.append(orjson.loads(bytes(msg.payload)))  # type: ignore[arg-type]
                 got.arrived.set()
 
