@@ -17,6 +17,7 @@ message done within the window is acknowledged at once.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
@@ -69,16 +70,42 @@ class Pipeline:
         """``NEW``, ``JOINED`` (released with its first copy's outcome) or ``DONE`` (acked at once)."""
         return self.dedup.admit(up.dedup_key, up.frame_key, up.finalizer)
 
-    def decode(self, device: Device, up: RawUplink) -> tuple[str | None, DecodeResult | None, list[Measurement]]:
+    def decode(self, device: Device, payload: bytes, fport: int | None
+               ) -> tuple[str | None, DecodeResult | None, list[Measurement]]:
         """(decoder version, result, measurements) of a built-in decoder; the version is None when the decoder
         is not installed (a JavaScript decoder runs through ``decode_js``)."""
         if not device.decoder:
             return None, None, []
         builtin = catalog.get(device.decoder)
         if builtin is not None:
-            result = builtin.decode(up.payload, up.fport)
+            result = builtin.decode(payload, fport)
             return builtin.device.version, result, builtin.measure(result)
         return None, None, []
+
+    async def redecode(self, device: Device, payload: bytes, fport: int | None, received_at: float
+                       ) -> tuple[str | None, DecodeResult | None, list[Measurement]]:
+        """A stored uplink through the device's current decoder (a reprocess job, ``distributor.replay``): a
+        built-in in line, JavaScript in the pool like a live uplink (its limits and fairness apply). The raw
+        network event is not stored: an OS2iot-dialect decoder sees none."""
+        record = self.js_decoder(device)
+        if record is None:
+            return self.decode(device, payload, fport)
+        assert self._js_pool is not None
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+        def done(outcome: dict[str, Any]) -> None:
+            if not answer.done():
+                answer.set_result(outcome)
+
+        key = isolation_key(record, device)
+        try:
+            body = decode_request(record, device, key, payload, fport, None, received_at,
+                                  self._js.status(device) if self._js is not None else None)
+            self._js_pool.submit(device.organization_id, record, key, body, done)
+        except Exception as exc:
+            done(failure(f"cannot hand the uplink to the JavaScript decoder: {type(exc).__name__}: {exc}"))
+        result, measurements = decode_outcome(await answer)
+        return f"js-{record.version}", result, measurements
 
     def js_decoder(self, device: Device) -> JsDecoderRecord | None:
         """The device's JavaScript decoder, when it has one (and not a built-in) and the pool runs."""
@@ -138,7 +165,7 @@ class Pipeline:
         if record is not None:
             self.decode_js(device, up, record)
             return
-        decoder_version, result, measurements = self.decode(device, up)
+        decoder_version, result, measurements = self.decode(device, up.payload, up.fport)
         self._deliver(device, up, decoder_version, result, measurements)
 
     def _deliver(self, device: Device, up: RawUplink, decoder_version: str | None, result: DecodeResult | None,

@@ -42,13 +42,15 @@ from distributor.delivery.lane import ConsumerLane
 from distributor.delivery.outage import Outage
 from distributor.delivery.policy import CLOSED
 from distributor.delivery.spill import SpillRow
+from distributor.envelope import build_message
 from distributor.formats import render
-from distributor.pipeline import topic_vars
+from distributor.history import row as history_row
+from distributor.pipeline import Pipeline, topic_vars
 from distributor.replay_plan import FirstCopies, Pacer, Window, wanted
 from distributor.sinks.base import REPLAY, DeliveryError, Outgoing
 from registry.batches import reason
 from registry.cache import RegistryCache
-from registry.records import Consumer, Subscription
+from registry.records import Consumer, Device, Subscription
 
 log = structlog.get_logger("iotd.replay")
 
@@ -59,11 +61,11 @@ CLAIM = """
 UPDATE replays SET state = 'running', claimed_by = $1, lease_until = now() + make_interval(secs => $2),
        started_at = coalesce(started_at, now()), updated_at = now()
  WHERE id = (SELECT id FROM replays
-              WHERE state IN ('queued', 'running') AND kind IN ('replay', 'backfill')
+              WHERE state IN ('queued', 'running')
                 AND (lease_until IS NULL OR lease_until < now() OR claimed_by = $1) AND NOT (id = ANY($3::uuid[]))
               ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-RETURNING id, consumer_id, organization_id, kind, subscription_id, application_id, device_ids, from_at, to_at, rate,
-          cursor_at, cursor_id
+RETURNING id, consumer_id, consumer_ids, organization_id, kind, subscription_id, decoder, application_id, device_ids,
+          from_at, to_at, rate, cursor_at, cursor_id
 """
 PROGRESS = """
 UPDATE replays SET cursor_at = $3, cursor_id = $4, sent = sent + $5, spilled = spilled + $6, skipped = skipped + $7,
@@ -71,7 +73,8 @@ UPDATE replays SET cursor_at = $3, cursor_id = $4, sent = sent + $5, spilled = s
  WHERE id = $1 AND state = 'running' AND claimed_by = $2 RETURNING id
 """
 WAITING = """
-UPDATE replays SET waiting = $3, lease_until = now() + make_interval(secs => $4), updated_at = now()
+UPDATE replays SET waiting = $3, lease_until = now() + make_interval(secs => $4), sent = sent + $5,
+       spilled = spilled + $6, skipped = skipped + $7, updated_at = now()
  WHERE id = $1 AND state = 'running' AND claimed_by = $2 RETURNING id
 """
 FINISH = """
@@ -79,18 +82,23 @@ UPDATE replays SET state = $3, error = $4, waiting = NULL, finished_at = now(), 
  WHERE id = $1 AND state = 'running' AND claimed_by = $2
 """
 READ = """
-SELECT received_at, id, device_id, body FROM messages
+SELECT received_at, id, device_id, body, payload, f_port FROM messages
  WHERE organization_id = $1 AND received_at >= $2 AND received_at < $3 AND (received_at, id) > ($2, $4::uuid)
    AND ($5::uuid IS NULL OR application_id = $5) AND (cardinality($6::uuid[]) = 0 OR device_id = ANY($6::uuid[]))
  ORDER BY received_at, id LIMIT $7
 """
+STORE_AGAIN = """
+UPDATE messages SET body = $4, names = $5, vals = $6 WHERE received_at = $1 AND id = $2 AND device_id = $3
+"""
+ROUND = 256                # messages between two progress records, at most
 RELEASE_MINE = "UPDATE replays SET lease_until = NULL WHERE claimed_by = $1 AND state = 'running'"
 
 
 @dataclass(slots=True)
 class Job:
     id: str
-    consumer_id: str
+    targets: list[str]         # the consumers the messages go to (a reprocess job: none or several)
+    decoder: str | None        # a reprocess job's decoder
     organization_id: str
     subscription_id: str | None
     application_id: str | None
@@ -102,11 +110,16 @@ class Job:
 
     @classmethod
     def of(cls, row: asyncpg.Record) -> Job:
-        return cls(str(row["id"]), str(row["consumer_id"]), str(row["organization_id"]),
+        targets = [str(row["consumer_id"])] if row["consumer_id"] else [str(c) for c in row["consumer_ids"]]
+        return cls(str(row["id"]), targets, row["decoder"] if row["kind"] == "reprocess" else None,
+                   str(row["organization_id"]),
                    str(row["subscription_id"]) if row["subscription_id"] else None,
                    str(row["application_id"]) if row["application_id"] else None,
                    [str(d) for d in row["device_ids"]], row["to_at"], row["rate"],
                    row["cursor_at"] or row["from_at"], row["cursor_id"] or ZERO_ID)
+
+
+Found = tuple[asyncpg.Record, Device, bytes]     # a stored message, its device and its native body
 
 
 class Stopped(Exception):
@@ -115,11 +128,13 @@ class Stopped(Exception):
 
 class ReplayWorker:
     def __init__(self, pool: asyncpg.Pool, cache: RegistryCache, dispatcher: Dispatcher, *, instance: str,
+                 pipeline: Pipeline | None = None,
                  poll_s: float = 1.0, lease_s: float = 60.0, settle_s: float = 10.0, max_jobs: int = 4,
                  read_rows: int = 1000) -> None:
         self._pool = pool
         self._cache = cache
         self._dispatcher = dispatcher
+        self._pipeline = pipeline       # decodes a reprocess job's uplinks
         self._instance = instance
         self._poll_s = poll_s
         self._lease_s = lease_s
@@ -158,7 +173,7 @@ class ReplayWorker:
                     if row is None:
                         break
                     job = Job.of(row)
-                    log.info("replay job started", replay=job.id, consumer=job.consumer_id, kind=row["kind"],
+                    log.info("replay job started", replay=job.id, consumers=job.targets, kind=row["kind"],
                              position=job.at.isoformat(), to=job.to_at.isoformat())
                     self._jobs[job.id] = asyncio.create_task(self._run_job(job), name=f"replay-{job.id[:8]}")
                 self._outage.ok()
@@ -205,7 +220,15 @@ class ReplayRun:
         self.job = job
         self.window = Window(worker._read_rows)
         self.pacer = Pacer(job.rate)
+        self.round = max(1, min(ROUND, job.rate))    # messages between two progress records
         self.copies = FirstCopies()
+        self.counts = [0, 0, 0]                       # sent, spilled, skipped since they were last recorded
+
+    def counted(self) -> tuple[int, int, int]:
+        """The counts to record now (and zero them)."""
+        sent, spilled, skipped = self.counts
+        self.counts = [0, 0, 0]
+        return sent, spilled, skipped
 
     async def run(self) -> str | None:
         """None when every message was sent (or spilled); the reason when the job cannot go on."""
@@ -215,25 +238,76 @@ class ReplayRun:
             if job.at >= job.to_at:
                 return None
             if job.at >= limit:                      # a backfill waits for its seam to settle
-                await worker.step(WAITING, job, "waiting for messages to settle in the history", worker._lease_s)
+                await worker.step(WAITING, job, "waiting for messages to settle in the history", worker._lease_s,
+                                  *self.counted())
                 await asyncio.sleep(min(worker._poll_s, max(0.05, (job.to_at - job.at).total_seconds())))
                 continue
             end = self.window.end(job.at, limit)
             rows = await worker.read(job, end, self.window.rows)
             full = self.window.read(len(rows))
-            await self.send(rows)
+            for at in range(0, len(rows), self.round):
+                await self.process(rows[at : at + self.round])
             if not full:                                # the window is done: the next one starts at its end
-                await worker.step(PROGRESS, job, end, ZERO_ID, 0, 0, 0, worker._lease_s)
+                await worker.step(PROGRESS, job, end, ZERO_ID, *self.counted(), worker._lease_s)
                 job.at, job.after = end, ZERO_ID
 
-    async def ready(self) -> tuple[Consumer, ConsumerLane, Subscription | None, bool]:
+    async def process(self, rows: list[asyncpg.Record]) -> None:
+        """One round: the messages (re-decoded and stored again, for a reprocess job) to each target consumer;
+        then the position is recorded."""
+        job, worker = self.job, self.worker
+        snapshot = worker._cache.snapshot
+        fresh = [r for r in rows if self.copies.first(str(r["id"]))]
+        if job.decoder is not None:
+            found, skipped = await self.redecoded(fresh)
+        else:
+            found = [(r, d, r["body"]) for r in fresh if (d := snapshot.devices.get(str(r["device_id"]))) is not None]
+            skipped = len(fresh) - len(found)
+        skipped += len(rows) - len(fresh)
+        delay = self.pacer.delay(len(found), time.monotonic()) if found else 0.0
+        if delay:
+            await asyncio.sleep(delay)
+        self.counts[2] += skipped
+        for consumer_id in job.targets:
+            await self.deliver_to(consumer_id, found, count_skipped=job.decoder is None)
+        last = rows[-1]
+        await worker.step(PROGRESS, job, last["received_at"], last["id"], *self.counted(), worker._lease_s)
+        job.at, job.after = last["received_at"], last["id"]
+
+    async def redecoded(self, rows: list[asyncpg.Record]) -> tuple[list[Found], int]:
+        """The rows' uplinks decoded again by their device's current decoder (if it is still the job's), stored
+        in place of the old result; and how many were skipped."""
+        worker = self.worker
+        assert worker._pipeline is not None
+        snapshot = worker._cache.snapshot
+        mine = [(r, d) for r in rows if (d := snapshot.devices.get(str(r["device_id"]))) is not None
+                and d.decoder == self.job.decoder]
+        outcomes = await asyncio.gather(*(worker._pipeline.redecode(d, r["payload"], r["f_port"],
+                                                                    r["received_at"].timestamp()) for r, d in mine))
+        found: list[Found] = []
+        updates = []
+        for (r, device), (version, result, measurements) in zip(mine, outcomes, strict=True):
+            old = orjson.loads(r["body"])
+            message = build_message(msg_id=str(r["id"]), received_at=r["received_at"].timestamp(),
+                                    measured_at=old.get("measured_at"), device=device, network=old.get("network") or {},
+                                    payload=r["payload"], decoder_version=version, result=result,
+                                    measurements=measurements)
+            body = render("native", message, None)
+            stored = history_row(0, r["received_at"].timestamp(), str(r["id"]), device, r["f_port"], r["payload"],
+                                 body, message["measurements"])
+            updates.append((r["received_at"], r["id"], r["device_id"], body, stored[-2], stored[-1]))
+            found.append((r, device, body))
+        if updates:
+            await worker._pool.executemany(STORE_AGAIN, updates)
+        return found, len(rows) - len(mine)
+
+    async def ready(self, consumer_id: str) -> tuple[Consumer, ConsumerLane, Subscription | None, bool]:
         """The consumer, its lane, the backfill's subscription and whether this round probes a failing consumer;
         waits while the consumer is disabled or its circuit is open."""
         job, worker = self.job, self.worker
         while True:
             snapshot = worker._cache.snapshot
-            consumer = snapshot.consumers.get(job.consumer_id)
-            lane = worker._dispatcher.lanes.get(job.consumer_id)
+            consumer = snapshot.consumers.get(consumer_id)
+            lane = worker._dispatcher.lanes.get(consumer_id)
             subscription = None
             if job.subscription_id is not None:
                 subscription = next((s for s in snapshot.subscriptions if s.id == job.subscription_id), None)
@@ -247,37 +321,27 @@ class ReplayRun:
             if why is None:
                 assert consumer is not None and lane is not None
                 return consumer, lane, subscription, lane.breaker.state != CLOSED
-            await worker.step(WAITING, job, why, worker._lease_s)
+            await worker.step(WAITING, job, why, worker._lease_s, *self.counted())
             await asyncio.sleep(worker._poll_s)
 
-    async def send(self, rows: list[asyncpg.Record]) -> None:
-        """Send ``rows`` in rounds of the consumer's concurrency in batches, recording the position after each."""
-        job, worker = self.job, self.worker
+    async def deliver_to(self, consumer_id: str, found: list[Found], count_skipped: bool) -> None:
+        """These messages to one consumer, in rounds of its concurrency in batches (counted in ``counts``)."""
         at = 0
-        while at < len(rows):
-            consumer, lane, subscription, probing = await self.ready()
-            snapshot = worker._cache.snapshot
-            round_size = lane.batch if probing else lane.batch * lane.concurrency
-            items: list[Outgoing] = []
-            skipped = 0
-            taken = rows[at : at + round_size]
-            for row in taken:
-                device = snapshot.devices.get(str(row["device_id"]))
-                message_id = str(row["id"])
-                if (device is None or not wanted(snapshot, job.consumer_id, device, row["received_at"].timestamp(),
-                                                  subscription) or not self.copies.first(message_id)):
-                    skipped += 1
+        while at < len(found):
+            consumer, lane, subscription, probing = await self.ready(consumer_id)
+            snapshot = self.worker._cache.snapshot
+            taken = found[at : at + (lane.batch if probing else lane.batch * lane.concurrency)]
+            items = []
+            for row, device, body in taken:
+                if not wanted(snapshot, consumer_id, device, row["received_at"].timestamp(), subscription):
+                    self.counts[2] += count_skipped
                     continue
-                body = row["body"] if consumer.format == "native" else render(
-                    consumer.format, orjson.loads(row["body"]), None)
-                items.append(Outgoing(message_id, body, {**topic_vars(device), REPLAY: job.id}))
-            delay = self.pacer.delay(len(items), time.monotonic()) if items else 0.0
-            if delay:
-                await asyncio.sleep(delay)
+                if consumer.format != "native":
+                    body = render(consumer.format, orjson.loads(body), None)
+                items.append(Outgoing(str(row["id"]), body, {**topic_vars(device), REPLAY: self.job.id}))
             sent, spilled = await self.deliver(consumer, lane, items)
-            last = taken[-1]
-            await worker.step(PROGRESS, job, last["received_at"], last["id"], sent, spilled, skipped, worker._lease_s)
-            job.at, job.after = last["received_at"], last["id"]
+            self.counts[0] += sent
+            self.counts[1] += spilled
             at += len(taken)
 
     async def deliver(self, consumer: Consumer, lane: ConsumerLane, items: list[Outgoing]) -> tuple[int, int]:

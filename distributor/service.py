@@ -276,10 +276,6 @@ class Service:
         await self._on_registry(self.cache.snapshot)
         self.cache.on_reload.append(self._schedule_sync)
         await self.retry.start()
-        self.replays = ReplayWorker(self.pool, self.cache, self.dispatcher, instance=s.mqtt_client_id,
-                                    poll_s=s.replay_poll_s, lease_s=s.retry_lease_s, settle_s=s.replay_settle_s,
-                                    max_jobs=s.replay_max_jobs)
-        await self.replays.start()
         await self.consumer_stats.start()
         catalog.load_all()   # the built-in decoders load now, not with the first uplink
         self.js_decoders = JsDecoders()
@@ -294,6 +290,10 @@ class Service:
         self.pipeline = Pipeline(self.cache, self.dispatcher, self.state, self.metrics,
                                  dedup_window_s=s.dedup_window_s, js=self.js_decoders, js_pool=self.js_pool,
                                  history=self.history)
+        self.replays = ReplayWorker(self.pool, self.cache, self.dispatcher, instance=s.mqtt_client_id,
+                                    pipeline=self.pipeline, poll_s=s.replay_poll_s, lease_s=s.retry_lease_s,
+                                    settle_s=s.replay_settle_s, max_jobs=s.replay_max_jobs)
+        await self.replays.start()
 
     async def _maintain_history(self) -> None:
         assert self.pool is not None

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from registry.api.auth import Who
 from registry.api.common import Page, Paging, Table, Where, audited, with_etag
 from registry.api.context import ApiContext
+from registry.api.decoders import decoder_usable
 from registry.api.errors import ApiError, not_found
 from registry.api.json_body import JsonBodyRoute
 
@@ -46,6 +47,22 @@ class ReplayIn(BaseModel):
     end: datetime | None = Field(None, alias="to", description="up to, not including, this time (default: now)")
     application_id: UUID | None = None
     device_ids: list[UUID] = Field(default_factory=list, max_length=10_000)
+    rate: int = Field(DEFAULT_RATE, ge=1, le=MAX_RATE, description="messages per second at most")
+
+
+class ReprocessIn(BaseModel):
+    """Which stored uplinks of the decoder's devices are decoded again with its current version."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra={"examples": [
+        {"from": "2026-11-01T00:00:00Z", "consumer_ids": ["6f1c0b8e-4b7a-4d3e-9a51-2f0d1c3b5a77"]}]})
+    start: datetime = Field(alias="from", description="from this time (received_at)")
+    end: datetime | None = Field(None, alias="to", description="up to, not including, this time (default: now)")
+    organization_id: UUID | None = Field(None, description="whose devices (a global key must say; default: the key's)")
+    application_id: UUID | None = None
+    device_ids: list[UUID] = Field(default_factory=list, max_length=10_000)
+    consumer_ids: list[UUID] = Field(default_factory=list, max_length=100,
+                                     description="deliver the new results to these consumers as replays (of what"
+                                                 " they subscribe to); none: only the history is updated")
     rate: int = Field(DEFAULT_RATE, ge=1, le=MAX_RATE, description="messages per second at most")
 
 
@@ -152,6 +169,35 @@ def routes(ctx: ApiContext) -> APIRouter:
             job = await create_job(conn, who, kind="replay", organization_id=str(org), start=start, end=end,
                                    rate=body.rate, consumer_id=str(consumer_id), application_id=body.application_id,
                                    device_ids=body.device_ids)
+        response.headers["Location"] = f"/api/v1/replays/{job['id']}"
+        return job
+
+    @r.post("/decoders/{decoder_id}/reprocess", status_code=202, response_model=Replay,
+            response_model_by_alias=True,
+            summary="Decode the stored uplinks of this decoder's devices again with its current version, store the"
+                    " new results and optionally deliver them to consumers as replays")
+    async def reprocess(decoder_id: str, body: ReprocessIn, who: Who, response: Response) -> dict[str, Any]:
+        start, end = replay_range(body.start, body.end)
+        org = who.organization_id or (str(body.organization_id) if body.organization_id else None)
+        if org is None:
+            raise ApiError(422, "organization_id: a global key must say whose devices to reprocess")
+        if body.organization_id is not None and str(body.organization_id) != org:
+            raise not_found("organization")
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT true FROM organizations WHERE id = $1", org):
+                raise not_found("organization")
+            if not await decoder_usable(conn, decoder_id, org):
+                raise not_found("decoder")
+            who.require("write")
+            await check_selection(conn, org, body.application_id, body.device_ids)
+            consumers = sorted({str(c) for c in body.consumer_ids})
+            if consumers and await conn.fetchval(
+                    "SELECT count(*) FROM consumers WHERE id = ANY($1::uuid[]) AND organization_id = $2",
+                    consumers, org) != len(consumers):
+                raise not_found("consumer")
+            job = await create_job(conn, who, kind="reprocess", organization_id=org, start=start, end=end,
+                                   rate=body.rate, consumer_ids=consumers, decoder=decoder_id,
+                                   application_id=body.application_id, device_ids=body.device_ids)
         response.headers["Location"] = f"/api/v1/replays/{job['id']}"
         return job
 

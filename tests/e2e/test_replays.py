@@ -162,7 +162,8 @@ async def test_a_backfill_meets_the_live_messages_without_gap_or_duplicate(api: 
     assert max(order[m] for m in backfilled) < min(order[m] for m in live)   # one seam: stored first, then live
     seam = datetime.fromisoformat(sub["live_from"])
     received = {b["id"]: datetime.fromisoformat(b["received_at"].replace("Z", "+00:00")) for b in got.bodies}
-    assert all(received[m] < seam for m in backfilled) and all(received[m] >= seam for m in live)
+    ms = timedelta(milliseconds=1)                     # a message's received_at is shown to the millisecond
+    assert all(received[m] < seam for m in backfilled) and all(received[m] > seam - ms for m in live)
 
 
 async def test_a_cancelled_replay_stops_and_says_so(api: Api) -> None:
@@ -212,6 +213,15 @@ async def test_replays_need_write_access_to_the_consumers_organization(api: Api)
         assert (await r_client.post(f"/api/v1/replays/{job['id']}/cancel")).status_code == 403
     wrong = await api.client.post(f"/api/v1/consumers/{consumer}/replay", json={**body, "application_id": other_app})
     assert wrong.status_code == 404 and "application" in wrong.json()["error"]
+    reprocess = {**body, "consumer_ids": [consumer]}
+    async with api.as_key(reader) as r_client, api.as_key(stranger) as s_client:
+        assert (await r_client.post("/api/v1/decoders/json/reprocess", json=reprocess)).status_code == 403
+        foreign = await s_client.post("/api/v1/decoders/json/reprocess", json=reprocess)   # not Vejle's consumer
+        assert foreign.status_code == 404 and "consumer" in foreign.json()["error"]
+        assert (await s_client.post("/api/v1/decoders/json/reprocess", json={**body, "organization_id": org})
+                ).status_code == 404
+    unnamed = await api.client.post("/api/v1/decoders/json/reprocess", json=body)
+    assert unnamed.status_code == 422 and "organization_id" in unnamed.json()["error"]
     late = await api.client.post(f"/api/v1/consumers/{consumer}/replay",
                                  json={"from": (datetime.now(UTC) + timedelta(hours=1)).isoformat()})
     assert late.status_code == 422 and "from" in late.json()["error"]
@@ -244,3 +254,63 @@ async def test_a_replay_that_fails_goes_through_the_retry_machinery_and_keeps_it
     assert done["state"] == "done" and done["spilled"] > 0 and done["waiting"] is None, done
     assert done["sent"] + done["spilled"] == 20, done
     assert sorted(marked(got, job["id"])) == sorted(device.accepted)    # retried, still marked as the replay
+
+
+LEVEL_V1 = "function decodeUplink(input) { return {data: {distance: input.bytes[0] / 100}}; }"
+LEVEL_V2 = "function decodeUplink(input) { return {data: {distance: input.bytes[0] / 10, unit: 'cm'}}; }"
+
+
+async def test_reprocess_decodes_stored_uplinks_again_stores_and_replays_the_new_results(api: Api) -> None:
+    org = (await api.create("organizations", {"name": "Aalborg"}))["id"]
+    app = (await api.create("applications", {"organization_id": org, "name": "Levels"}))["id"]
+    await api.create("decoders", {"id": "level", "organization_id": org, "source": LEVEL_V1})
+    level = await api.create("devices", {"application_id": app, "name": "level", "kind": "http", "decoder": "level"})
+    other = await api.create("devices", {"application_id": app, "name": "other", "kind": "nbiot",
+                                         "imei": "490154203237518", "decoder": "json"})
+    async with webhook() as (url, got):
+        consumer = (await api.create("consumers", {"organization_id": org, "name": "dept", "kind": "http",
+                                                   "url": url}))["id"]
+        await api.create("subscriptions", {"consumer_id": consumer, "application_id": app})
+        await until_loaded(api, level["id"], consumer)
+        await until_loaded(api, other["id"], consumer)
+        start = datetime.now(UTC)
+        async with httpx.AsyncClient(base_url=api.base_url, timeout=10) as device:
+            for n in range(1, 11):
+                r = await device.post("/ingest/http", content=bytes([n * 10]),
+                                      headers={"Authorization": f"ApiKey {level['ingest_key']}",
+                                               "Content-Type": "application/octet-stream"})
+                assert r.status_code == 202, r.text
+            r = await device.post("/ingest/http", content=b'{"level": 1}',
+                                  headers={"Authorization": f"ApiKey {other['ingest_key']}"})
+            assert r.status_code == 202, r.text
+        await got.wait_for(lambda b: len(b) >= 11)
+        live = {b["id"]: b for b in got.bodies}
+        assert sorted(b["payload"]["decoded"]["distance"] for b in got.bodies if b["device"]["id"] == level["id"]) \
+            == [n / 10 for n in range(1, 11)]
+        r = await api.client.patch("/api/v1/decoders/level", json={"source": LEVEL_V2})
+        assert r.status_code == 200, r.text
+        async with asyncio.timeout(5):
+            while api.service.cache.snapshot.js_decoders["level"].version != 2:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.4)
+        r = await api.client.post("/api/v1/decoders/level/reprocess",
+                                  json={"from": start.isoformat(), "organization_id": org, "consumer_ids": [consumer]})
+        assert r.status_code == 202, r.text
+        job = await finished(api, r.json()["id"])
+        await got.wait_for(lambda b: len(marked(got, job["id"])) >= 10)
+
+    assert job["state"] == "done" and job["kind"] == "reprocess" and (job["sent"], job["skipped"]) == (10, 1), job
+    again = [b for b, h in zip(got.bodies, got.headers, strict=True) if h.get("X-Iotd-Replay") == job["id"]]
+    assert {b["id"] for b in again} == {i for i, b in live.items() if b["device"]["id"] == level["id"]}
+    assert all(b["decoder"]["version"] == "js-2" and b["payload"]["decoded"]["unit"] == "cm" for b in again)
+    for b in again:   # the same uplink, the same message id and times: only the decoding is new
+        assert b["payload"]["raw"] == live[b["id"]]["payload"]["raw"]
+        assert b["received_at"] == live[b["id"]]["received_at"]
+        assert b["payload"]["decoded"]["distance"] == live[b["id"]]["payload"]["decoded"]["distance"] * 10
+    stored = (await api.client.get(f"/api/v1/devices/{level['id']}/messages")).json()["items"]
+    assert sorted(m["payload"]["decoded"]["distance"] for m in stored) == [float(n) for n in range(1, 11)]
+    series = (await api.client.get(f"/api/v1/devices/{level['id']}/measurements",
+                                   params={"every": "1d", "name": "distance"})).json()["series"]["distance"]
+    assert series[0]["max"] == 10.0 and series[0]["count"] == 10
+    untouched = (await api.client.get(f"/api/v1/devices/{other['id']}/messages")).json()["items"]
+    assert [m["decoder"]["id"] for m in untouched] == ["json"] and untouched[0]["id"] in live

@@ -66,7 +66,8 @@ class Tenant:
         return {
             "organization_id": self.org, "application_id": self.app, "device_id": self.device,
             "device_ids": [self.lorawan, self.device], "consumer_id": self.consumer,
-            "subscription_id": self.subscription, "replay_id": self.replay, "key_id": self.keys["admin"][0],
+            "subscription_id": self.subscription, "replay_id": self.replay, "consumer_ids": [self.consumer],
+            "key_id": self.keys["admin"][0],
             "user_id": self.user,
             "decoder_id": self.decoder, "decoder": self.decoder, "dead_letter_id": self.dead_letter,
             "ids": [self.dead_letter], "dev_eui": self.unknown_eui, "mapping_id": self.mapping,
