@@ -57,6 +57,25 @@ async def until_loaded(api: Api, device_id: str, consumer: str | None = None) ->
             await asyncio.sleep(0.02)
 
 
+async def subscribed(api: Api, org: str, app: str, device_id: str, url: str) -> str:
+    """A webhook consumer of the application, routed by the running distributor; its id."""
+    consumer: str = (await api.create("consumers", {"organization_id": org, "name": "dept", "kind": "http",
+                                                    "url": url}))["id"]
+    await api.create("subscriptions", {"consumer_id": consumer, "application_id": app})
+    await until_loaded(api, device_id, consumer)
+    return consumer
+
+
+async def delivered_and_stored(device: Device, got: Received, n: int) -> datetime:
+    """Post ``n`` readings and wait until the consumer has them and they settled in the history; returns the
+    time before the first."""
+    start = datetime.now(UTC)
+    await device.post(n)
+    await got.wait_for(lambda b: len(b) >= n)
+    await asyncio.sleep(0.4)
+    return start
+
+
 class Device:
     """Posts numbered readings through /ingest/http and remembers what was accepted, in order."""
 
@@ -98,10 +117,7 @@ async def finished(api: Api, replay_id: str, timeout: float = 20) -> dict[str, A
 async def test_a_replay_delivers_exactly_the_range_in_order_marked_while_live_traffic_flows(api: Api) -> None:
     org, app, device_id, key = await meter(api)
     async with webhook() as (url, got):
-        consumer = (await api.create("consumers", {"organization_id": org, "name": "dept", "kind": "http",
-                                                   "url": url}))["id"]
-        await api.create("subscriptions", {"consumer_id": consumer, "application_id": app})
-        await until_loaded(api, device_id, consumer)
+        consumer = await subscribed(api, org, app, device_id, url)
         device = Device(api, key)
         await device.post(5)
         start = datetime.now(UTC)
@@ -169,15 +185,8 @@ async def test_a_backfill_meets_the_live_messages_without_gap_or_duplicate(api: 
 async def test_a_cancelled_replay_stops_and_says_so(api: Api) -> None:
     org, app, device_id, key = await meter(api)
     async with webhook() as (url, got):
-        consumer = (await api.create("consumers", {"organization_id": org, "name": "dept", "kind": "http",
-                                                   "url": url}))["id"]
-        await api.create("subscriptions", {"consumer_id": consumer, "application_id": app})
-        await until_loaded(api, device_id, consumer)
-        device = Device(api, key)
-        start = datetime.now(UTC)
-        await device.post(60)
-        await got.wait_for(lambda b: len(b) >= 60)
-        await asyncio.sleep(0.4)
+        consumer = await subscribed(api, org, app, device_id, url)
+        start = await delivered_and_stored(Device(api, key), got, 60)
         r = await api.client.post(f"/api/v1/consumers/{consumer}/replay", json={"from": start.isoformat(), "rate": 20})
         job = r.json()
         await got.wait_for(lambda b: len(marked(got, job["id"])) >= 5)
@@ -231,15 +240,9 @@ async def test_a_replay_that_fails_goes_through_the_retry_machinery_and_keeps_it
     org, app, device_id, key = await meter(api)
     answers = {"status": 204}
     async with webhook(status=lambda: answers["status"]) as (url, got):
-        consumer = (await api.create("consumers", {"organization_id": org, "name": "dept", "kind": "http",
-                                                   "url": url}))["id"]
-        await api.create("subscriptions", {"consumer_id": consumer, "application_id": app})
-        await until_loaded(api, device_id, consumer)
+        consumer = await subscribed(api, org, app, device_id, url)
         device = Device(api, key)
-        start = datetime.now(UTC)
-        await device.post(20)
-        await got.wait_for(lambda b: len(b) >= 20)
-        await asyncio.sleep(0.4)
+        start = await delivered_and_stored(device, got, 20)
         answers["status"] = 503                        # the department's server falls over during the replay
         job = (await api.client.post(f"/api/v1/consumers/{consumer}/replay", json={"from": start.isoformat()})).json()
         async with asyncio.timeout(10):                 # the job waits for the consumer, it does not skip it

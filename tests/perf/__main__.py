@@ -41,18 +41,20 @@ class Size:
     js_seconds: float
     history_rows: int              # the charted device's stored messages (a year of 10-minute data: 52,560)
     history_other_devices: int
+    replay_stored: int             # messages replayed while live traffic flows
 
 
 SIZES = {
-    "smoke": Size(300, (500, 2000, 5000), 0.3, 3, 1, 1_000, 100, 0.1, 2_000, 1),
+    "smoke": Size(300, (500, 2000, 5000), 0.3, 3, 1, 1_000, 100, 0.1, 2_000, 1, 300),
     "small": Size(20_000, (500, 1000, 2000, 3000, 5000, 7500, 10_000, 15_000), 5, 600, 30, 100_000, 10_000, 2,
-                  YEAR_OF_10_MINUTES, 4),
+                  YEAR_OF_10_MINUTES, 4, 20_000),
     "full": Size(100_000, (500, 1000, 2000, 3000, 4000, 5000, 6000, 7500, 10_000, 12_500, 15_000), 10, 600, 30,
-                 1_000_000, 20_000, 5, YEAR_OF_10_MINUTES, 19),
+                 1_000_000, 20_000, 5, YEAR_OF_10_MINUTES, 19, 100_000),
 }
 FIXED_RATES = (500, 2000, 5000)
 CHART_MS = 200.0            # issue 17: a year of 10-minute data for one device, charted
 SOAK_RATE = 2000
+REPLAY_LIVE_RATE = 500      # live traffic while a replay runs: a busy city's steady stream
 MIB_PER_GIB = 1024
 
 
@@ -228,6 +230,20 @@ class Run:
             Figure("history", "a page of 100 at the oldest end (cursor)", h.page_oldest_ms, "ms"),
         )
 
+    def replay(self) -> None:
+        r = service_runs.replay_cost(self.broker, self.factory, self.size.replay_stored, REPLAY_LIVE_RATE,
+                                     self.size.rate_seconds)
+        self.table.add(
+            Figure("replay", "stored messages replayed to the MQTT consumer", r.stored, ""),
+            Figure("replay", "replay pace", r.replay_per_s, "msg/s", note=f"job rate limit {r.replay_rate:,}/s"),
+            Figure("replay", f"live p99 at {REPLAY_LIVE_RATE:,} msg/s, no replay", _num(r.alone.p99_ms), "ms"),
+            Figure("replay", f"live p99 at {REPLAY_LIVE_RATE:,} msg/s, during the replay", _num(r.during.p99_ms),
+                   "ms", Target("<=", service_runs.LATENCY_P99_MS),
+                   note="" if not r.during.behind else f"behind: {r.during.delivered}/{r.during.sent}"),
+            Figure("replay", "live messages lost during the replay", r.during.sent - r.during.delivered, "",
+                   Target("<=", 0, "0")),
+        )
+
 
 def main(argv: list[str] | None = None) -> Table:
     parser = argparse.ArgumentParser(prog="python -m tests.perf", description="One command, one table (issue 16).")
@@ -244,7 +260,8 @@ def main(argv: list[str] | None = None) -> Table:
     run = Run(size, table, broker, args.soak_seconds or size.soak_seconds)
     sections: dict[str, Callable[[], None]] = {
         "anchors": run.anchors, "throughput": run.throughput, "latency": run.latency, "soak": run.soak,
-        "scale-out": run.scale_out, "registry": run.registry, "javascript": run.javascript, "history": run.history}
+        "scale-out": run.scale_out, "registry": run.registry, "javascript": run.javascript, "history": run.history,
+        "replay": run.replay}
     try:
         for name in SECTIONS:
             if name not in chosen:

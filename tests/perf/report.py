@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-SECTIONS = ("anchors", "throughput", "latency", "soak", "scale-out", "registry", "javascript", "history")
+SECTIONS = ("anchors", "throughput", "latency", "soak", "scale-out", "registry", "javascript", "history", "replay")
 
 
 @dataclass(frozen=True)

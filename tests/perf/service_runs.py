@@ -20,6 +20,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -37,6 +38,7 @@ from tests.perf.traffic import (
     publish,
     rss_mib,
 )
+from tests.support.api import first_key
 from tests.support.broker import MosquittoBroker, free_port
 from tests.support.database import create_database, drop_database
 from tests.support.scenario import ServiceProcess, provision, settings, until_ready
@@ -381,3 +383,79 @@ def soak(broker: MosquittoBroker, factory: UplinkFactory, seconds: float, rate: 
             counter.stop()
         samples.append((time.time() - start, rss_mib(pid)))
         return Soak(len(sent), len(set(counter.ids()) & set(sent)), samples, achieved)
+
+
+@dataclass
+class ReplayCost:
+    stored: int                  # messages in the history, replayed to the MQTT consumer
+    replay_per_s: float | None   # the job's pace (None: it did not end in time)
+    replay_rate: int             # the job's rate limit
+    alone: Latency               # live latency at the same rate, without and with the replay running
+    during: Latency
+
+
+def _latency_point(broker: MosquittoBroker, paced: PacedPublisher, uplinks: Uplinks, rate: int) -> Latency:
+    """Live latency of ``uplinks`` at ``rate``; other messages on the topic (a replay's) are told apart by id."""
+    counter = Counter(broker.port, "bench/#")
+    sent = paced.send(uplinks, rate)
+    deadline = time.time() + CATCH_UP_S
+    while time.time() < deadline and not set(sent) <= set(counter.ids()):
+        time.sleep(0.05)
+    counter.stop()
+    lat = [(at - sent[mid]) * 1e3 for (at, _), mid in zip(counter.lines, counter.ids(), strict=True) if mid in sent]
+    return Latency(rate, percentile(lat, 0.5), percentile(lat, 0.99), max(lat, default=float("nan")),
+                   len({m for m in counter.ids() if m in sent}), len(uplinks))
+
+
+def _api(port: int, key: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1{path}", method=method,
+                                     data=orjson.dumps(body) if body is not None else None,
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return orjson.loads(answer.read())
+
+
+def replay_cost(broker: MosquittoBroker, factory: UplinkFactory, stored: int, rate: int, seconds: float,
+                replay_rate: int = 10_000) -> ReplayCost:
+    """Fill the history with ``stored`` messages, then measure live latency at ``rate`` alone and while a
+    replay of everything stored runs to the same MQTT consumer at ``replay_rate``."""
+    with iotd(broker, {"out": mqtt_consumer(broker)}, replay_settle_s=0.5, replay_poll_s=0.1) as service:
+        db = service.env["IOTD_DATABASE_URL"]
+        began = time.time() - 1
+        measure(broker, factory.make(stored), Counter(broker.port, "bench/#", stored))
+        key = asyncio.run(first_key(db))
+        consumer = asyncio.run(_first_consumer(db))
+        paced = PacedPublisher(broker.port)
+        try:
+            _latency_point(broker, paced, factory.make(200), 2000)          # warm: not part of a figure
+            alone = _latency_point(broker, paced, factory.make(max(50, int(rate * seconds))), rate)
+            time.sleep(1)
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(began))
+            job = _api(service.port, key, "POST", f"/consumers/{consumer}/replay",
+                       {"from": since, "rate": replay_rate})
+            time.sleep(0.3)      # claimed and under way
+            during = _latency_point(broker, paced, factory.make(max(50, int(rate * seconds))), rate)
+        finally:
+            paced.close()
+        deadline = time.time() + timeout_for(stored)
+        while (state := _api(service.port, key, "GET", f"/replays/{job['id']}"))["state"] in ("queued", "running"):
+            if time.time() > deadline:
+                break
+            time.sleep(0.2)
+        per_s = None
+        if state["state"] == "done" and state["started_at"] and state["finished_at"]:
+            took = (_when(state["finished_at"]) - _when(state["started_at"]))
+            per_s = state["sent"] / took if took > 0 else None
+        return ReplayCost(stored, per_s, replay_rate, alone, during)
+
+
+async def _first_consumer(db: str) -> str:
+    conn = await asyncpg.connect(db)
+    try:
+        return str(await conn.fetchval("SELECT id FROM consumers LIMIT 1"))
+    finally:
+        await conn.close()
+
+
+def _when(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
