@@ -32,7 +32,7 @@ from distributor import waiting
 from distributor.ack import Finalizer
 from distributor.delivery.outage import Outage
 from registry import storable
-from registry.batches import reason, write_isolating
+from registry.batches import is_data_error, reason, write_isolating
 from registry.history_partitions import ensure
 from registry.records import Device
 
@@ -90,6 +90,7 @@ class MessageStore:
                                    " PostgreSQL is back", "message history writes work again")
         self.rows_written = 0
         self.batches = 0
+        self._conn: asyncpg.Connection | None = None    # the writer's own: no pool round trip per batch
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="message-history")
@@ -129,8 +130,23 @@ class MessageStore:
                 self._wake.clear()
 
     async def _write(self, batch: Sequence[Queued]) -> list[tuple[Queued, BaseException]]:
-        async with self._pool.acquire() as conn:
+        """One COPY on the writer's own connection (a COPY is atomic: it writes all or nothing); only when
+        PostgreSQL refuses it is the batch written again row-isolating, with savepoints, making partitions."""
+        conn = self._conn
+        if conn is None or conn.is_closed():
+            conn = self._conn = await self._pool.acquire()
+        try:
+            try:
+                await conn.copy_records_to_table("messages", records=[r for r, _ in batch], columns=COLUMNS)
+                return []
+            except Exception as refusal:
+                if not is_data_error(refusal):
+                    raise
             refused = await write_isolating(conn, batch, _copy)
+        except BaseException:
+            self._conn = None    # back to the pool, which closes it if it broke; the next batch takes another
+            await self._pool.release(conn)
+            raise
         for (stored, _), exc in refused:
             log.error("PostgreSQL refused a message for the history; dropped from it, the message goes on",
                       message_id=stored[2], device=stored[3], error=reason(exc))
@@ -144,3 +160,6 @@ class MessageStore:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._pool.release(conn)

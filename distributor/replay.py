@@ -90,7 +90,11 @@ SELECT received_at, id, device_id, body, payload, f_port FROM messages
 STORE_AGAIN = """
 UPDATE messages SET body = $4, names = $5, vals = $6 WHERE received_at = $1 AND id = $2 AND device_id = $3
 """
-ROUND = 256                # messages between two progress records, at most
+ROUND = 256                # messages between two progress records, at most ...
+ROUNDS_PER_S = 20
+# publishes of one replay batch to an MQTT consumer: the broker's in-flight window (its Receive Maximum, 20 to
+# 100 by default) is shared with live messages, and a replay batch of hundreds would queue them behind it
+MQTT_BATCH = 16          # ... and a round is at most 1/20 s of the job's rate: the work is spread, not bursty
 RELEASE_MINE = "UPDATE replays SET lease_until = NULL WHERE claimed_by = $1 AND state = 'running'"
 
 
@@ -130,7 +134,7 @@ class ReplayWorker:
     def __init__(self, pool: asyncpg.Pool, cache: RegistryCache, dispatcher: Dispatcher, *, instance: str,
                  pipeline: Pipeline | None = None,
                  poll_s: float = 1.0, lease_s: float = 60.0, settle_s: float = 10.0, max_jobs: int = 4,
-                 read_rows: int = 1000) -> None:
+                 read_rows: int = 500) -> None:
         self._pool = pool
         self._cache = cache
         self._dispatcher = dispatcher
@@ -220,7 +224,7 @@ class ReplayRun:
         self.job = job
         self.window = Window(worker._read_rows)
         self.pacer = Pacer(job.rate)
-        self.round = max(1, min(ROUND, job.rate))    # messages between two progress records
+        self.round = max(1, min(ROUND, job.rate // ROUNDS_PER_S))   # messages between two progress records
         self.copies = FirstCopies()
         self.counts = [0, 0, 0]                       # sent, spilled, skipped since they were last recorded
 
@@ -347,7 +351,8 @@ class ReplayRun:
     async def deliver(self, consumer: Consumer, lane: ConsumerLane, items: list[Outgoing]) -> tuple[int, int]:
         """(sent, spilled): batches at once (as backlog sends: live ones go first); a failed one is spilled for
         the retry worker, and is done once that is committed."""
-        batches = [items[i : i + lane.batch] for i in range(0, len(items), lane.batch)]
+        size = lane.batch if consumer.kind == "http" else min(lane.batch, MQTT_BATCH)
+        batches = [items[i : i + size] for i in range(0, len(items), size)]
         outcomes = await asyncio.gather(*(self._send(lane, batch) for batch in batches))
         spills = [SpillRow(consumer.id, item, 1, exc.detail, exc.status,
                            lane.policy.backoff(1, exc.retry_after),

@@ -5,7 +5,8 @@ reads at a time, and how fast it may go.
   ``received_at`` finds the window's blocks), in (received_at, id) order, at most ``rows`` at a time.
   The window grows while it holds few messages and shrinks while it holds many, so a quiet night costs
   a few queries and a busy hour never sorts more than a few batches at once.
-* ``Pacer``: the job's rate limit (messages per second), a token bucket without a task.
+* ``Pacer``: the job's rate limit (messages per second), a token bucket without a task and with a small
+  burst.
 * ``wanted``: whether a stored message goes to the job's consumer: a replay sends what the consumer's
   subscriptions match now; a backfill sends what its own subscription matches and no other subscription
   of the consumer delivered live already (one that was live when the message arrived).
@@ -48,8 +49,12 @@ class Window:
         return False
 
 
+BURST_S = 0.05     # time left unused earns at most this much of a burst: a job's work stays spread out
+
+
 class Pacer:
-    """At most ``rate`` messages per second on average; time left unused earns at most a second's burst."""
+    """At most ``rate`` messages per second on average; time left unused earns at most ``BURST_S`` of a burst,
+    so a job never takes the event loop (and live messages' latency) for a second's worth of work at once."""
 
     def __init__(self, rate: float) -> None:
         self.rate = max(1.0, rate)
@@ -57,7 +62,7 @@ class Pacer:
 
     def delay(self, n: int, now: float) -> float:
         """Seconds to wait before sending ``n`` messages at ``now`` (monotonic); books them."""
-        start = max(self._paid_until, now - 1.0)
+        start = max(self._paid_until, now - BURST_S)
         self._paid_until = start + n / self.rate
         return max(0.0, start - now)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from distributor.delivery.retry import chunked
-from distributor.replay_plan import MAX_WINDOW, MIN_WINDOW, FirstCopies, Pacer, Window, wanted
+from distributor.replay_plan import BURST_S, MAX_WINDOW, MIN_WINDOW, FirstCopies, Pacer, Window, wanted
 from registry.cache import Snapshot
 from registry.records import Consumer, Device, Subscription
 
@@ -28,14 +28,13 @@ def test_the_window_shrinks_while_full_and_grows_while_sparse_within_bounds() ->
     assert w.width == MIN_WINDOW
 
 
-def test_the_pacer_keeps_the_rate_with_at_most_a_seconds_burst() -> None:
+def test_the_pacer_keeps_the_rate_with_a_small_burst() -> None:
     p = Pacer(100)
-    assert p.delay(100, now=10.0) == 0.0          # a second's burst at once
-    assert p.delay(100, now=10.0) == 0.0          # ... the unused second before it (earned since start)
-    assert p.delay(50, now=10.0) == 1.0           # then it waits for what was booked
-    assert p.delay(50, now=20.0) == 0.0           # idle time earns no more than a second
-    assert p.delay(100, now=20.0) == 0.0
-    assert p.delay(10, now=20.0) == 0.5
+    assert p.delay(5, now=10.0) == 0.0            # the burst earned while idle (BURST_S: 5 messages at 100/s)
+    assert p.delay(10, now=10.0) == 0.0           # booked ahead ...
+    assert abs(p.delay(10, now=10.0) - 0.1) < 1e-9  # ... then it waits for what was booked
+    assert p.delay(50, now=20.0) == 0.0           # idle time earns no more than the burst
+    assert abs(p.delay(10, now=20.0) - (0.5 - BURST_S)) < 1e-9
 
 
 def _snapshot(subs: list[Subscription]) -> tuple[Snapshot, Device]:

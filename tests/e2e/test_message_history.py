@@ -196,6 +196,50 @@ async def test_a_write_without_a_partition_makes_it(db: str) -> None:
         await pool.close()
 
 
+async def test_a_refused_row_or_a_lost_connection_costs_the_others_nothing(db: str) -> None:
+    """The writer COPYs a batch in one statement on a connection of its own; a row PostgreSQL (or the encoder)
+    refuses sends only that batch down the row-isolating path, and a connection killed under it is replaced."""
+    pool = await create_pool(db)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+            await maintain(conn)
+        dropped: list[int] = []
+        history = MessageStore(pool, on_dropped=dropped.append)
+        await history.start()
+        device = Device(id="00000000-0000-0000-0000-000000000001",
+                        application_id="00000000-0000-0000-0000-000000000002",
+                        organization_id="00000000-0000-0000-0000-000000000003", name="d", kind="http", decoder=None)
+        now = datetime.now(UTC).timestamp()
+
+        async def store(ids: list[int], f_port: int | None = 1) -> list[bool]:
+            fired: list[bool] = []
+            for k in ids:
+                finalizer = Finalizer(fired.append)
+                history.add(row(30, now, f"00000000-0000-0000-0000-{k:012x}", device, f_port if k != 3 else 2**40,
+                                b"\x01", b"{}", []), finalizer)
+                finalizer.release(True)
+            async with asyncio.timeout(10):
+                while len(fired) < len(ids):
+                    await asyncio.sleep(0.01)
+            return fired
+
+        assert await store([1, 2, 3, 4]) == [True] * 4          # 3's f_port cannot be an integer column's
+        assert dropped == [1]
+        writer = await pool.fetchval("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                                     " AND pid <> pg_backend_pid() AND state = 'idle' ORDER BY backend_start LIMIT 1")
+        await pool.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND pid <> pg_backend_pid()")
+        assert writer is not None
+        assert await store([5, 6]) == [True, True]
+        await history.close()
+        async with pool.acquire() as conn:
+            stored = await conn.fetch("SELECT id FROM messages ORDER BY id")
+        assert [str(r["id"])[-1] for r in stored] == ["1", "2", "4", "5", "6"]
+    finally:
+        await pool.close()
+
+
 @pytest.mark.parametrize("name", ["nul\x00name", "x" * 5000])
 def test_measurement_names_from_a_decoder_are_made_storable(name: str) -> None:
     device = Device(id="d", application_id="a", organization_id="o", name="d", kind="http", decoder=None)

@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from registry.api.replays import DEFAULT_RATE, MAX_RATE
 from tests.perf.traffic import (
     DEVICES,
     Counter,
@@ -388,10 +389,12 @@ def soak(broker: MosquittoBroker, factory: UplinkFactory, seconds: float, rate: 
 @dataclass
 class ReplayCost:
     stored: int                  # messages in the history, replayed to the MQTT consumer
-    replay_per_s: float | None   # the job's pace (None: it did not end in time)
-    replay_rate: int             # the job's rate limit
-    alone: Latency               # live latency at the same rate, without and with the replay running
-    during: Latency
+    replay_per_s: float | None   # the pace of a job at ``fast_rate`` (None: it did not end in time)
+    default_rate: int            # the API's default rate limit
+    fast_rate: int               # the API's highest rate limit
+    alone: Latency               # live latency at the same rate: no replay, a default-rate one, a fastest one
+    during_default: Latency
+    during_fast: Latency
 
 
 def _latency_point(broker: MosquittoBroker, paced: PacedPublisher, uplinks: Uplinks, rate: int) -> Latency:
@@ -415,28 +418,32 @@ def _api(port: int, key: str, method: str, path: str, body: dict[str, Any] | Non
         return orjson.loads(answer.read())
 
 
-def replay_cost(broker: MosquittoBroker, factory: UplinkFactory, stored: int, rate: int, seconds: float,
-                replay_rate: int = 10_000) -> ReplayCost:
-    """Fill the history with ``stored`` messages, then measure live latency at ``rate`` alone and while a
-    replay of everything stored runs to the same MQTT consumer at ``replay_rate``."""
+def replay_cost(broker: MosquittoBroker, factory: UplinkFactory, stored: int, rate: int, seconds: float) -> ReplayCost:
+    """Fill the history with ``stored`` messages, then measure live latency at ``rate`` alone, while a replay of
+    everything stored runs to the same MQTT consumer at the default rate, and at the highest, whose pace counts."""
     with iotd(broker, {"out": mqtt_consumer(broker)}, replay_settle_s=0.5, replay_poll_s=0.1) as service:
         db = service.env["IOTD_DATABASE_URL"]
-        began = time.time() - 1
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
         measure(broker, factory.make(stored), Counter(broker.port, "bench/#", stored))
         key = asyncio.run(first_key(db))
         consumer = asyncio.run(_first_consumer(db))
         paced = PacedPublisher(broker.port)
+        points: list[Latency] = []
         try:
             _latency_point(broker, paced, factory.make(200), 2000)          # warm: not part of a figure
-            alone = _latency_point(broker, paced, factory.make(max(50, int(rate * seconds))), rate)
             time.sleep(1)
-            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(began))
-            job = _api(service.port, key, "POST", f"/consumers/{consumer}/replay",
-                       {"from": since, "rate": replay_rate})
-            time.sleep(0.3)      # claimed and under way
-            during = _latency_point(broker, paced, factory.make(max(50, int(rate * seconds))), rate)
+            for job_rate in (None, DEFAULT_RATE, MAX_RATE):
+                job = None
+                if job_rate is not None:
+                    job = _api(service.port, key, "POST", f"/consumers/{consumer}/replay",
+                               {"from": since, "rate": job_rate})
+                    time.sleep(0.3)      # claimed and under way
+                points.append(_latency_point(broker, paced, factory.make(max(50, int(rate * seconds))), rate))
+                if job_rate == DEFAULT_RATE and job is not None:
+                    _api(service.port, key, "POST", f"/replays/{job['id']}/cancel")
         finally:
             paced.close()
+        assert job is not None
         deadline = time.time() + timeout_for(stored)
         while (state := _api(service.port, key, "GET", f"/replays/{job['id']}"))["state"] in ("queued", "running"):
             if time.time() > deadline:
@@ -444,9 +451,9 @@ def replay_cost(broker: MosquittoBroker, factory: UplinkFactory, stored: int, ra
             time.sleep(0.2)
         per_s = None
         if state["state"] == "done" and state["started_at"] and state["finished_at"]:
-            took = (_when(state["finished_at"]) - _when(state["started_at"]))
+            took = _when(state["finished_at"]) - _when(state["started_at"])
             per_s = state["sent"] / took if took > 0 else None
-        return ReplayCost(stored, per_s, replay_rate, alone, during)
+        return ReplayCost(stored, per_s, DEFAULT_RATE, MAX_RATE, *points)
 
 
 async def _first_consumer(db: str) -> str:
