@@ -304,13 +304,16 @@ class ReplayRun:
             await worker._pool.executemany(STORE_AGAIN, updates)
         return found, len(rows) - len(mine)
 
-    async def ready(self, consumer_id: str) -> tuple[Consumer, ConsumerLane, Subscription | None, bool]:
+    async def ready(self, consumer_id: str) -> tuple[Consumer, ConsumerLane, Subscription | None, bool] | None:
         """The consumer, its lane, the backfill's subscription and whether this round probes a failing consumer;
-        waits while the consumer is disabled or its circuit is open."""
+        waits while the consumer is disabled or its circuit is open. None: a reprocess job's consumer was
+        deleted (a replay or backfill job is deleted with its consumer)."""
         job, worker = self.job, self.worker
         while True:
             snapshot = worker._cache.snapshot
             consumer = snapshot.consumers.get(consumer_id)
+            if consumer is None and job.decoder is not None:
+                return None
             lane = worker._dispatcher.lanes.get(consumer_id)
             subscription = None
             if job.subscription_id is not None:
@@ -332,7 +335,10 @@ class ReplayRun:
         """These messages to one consumer, in rounds of its concurrency in batches (counted in ``counts``)."""
         at = 0
         while at < len(found):
-            consumer, lane, subscription, probing = await self.ready(consumer_id)
+            target = await self.ready(consumer_id)
+            if target is None:
+                return
+            consumer, lane, subscription, probing = target
             snapshot = self.worker._cache.snapshot
             taken = found[at : at + (lane.batch if probing else lane.batch * lane.concurrency)]
             items = []

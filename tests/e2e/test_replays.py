@@ -317,3 +317,19 @@ async def test_reprocess_decodes_stored_uplinks_again_stores_and_replays_the_new
     assert series[0]["max"] == 10.0 and series[0]["count"] == 10
     untouched = (await api.client.get(f"/api/v1/devices/{other['id']}/messages")).json()["items"]
     assert [m["decoder"]["id"] for m in untouched] == ["json"] and untouched[0]["id"] in live
+
+
+async def test_reprocess_goes_on_when_a_chosen_consumer_is_deleted_meanwhile(api: Api) -> None:
+    org, app, device_id, key = await meter(api)
+    async with webhook() as (url, got):
+        consumer = await subscribed(api, org, app, device_id, url)
+        start = datetime.now(UTC)
+        await Device(api, key).post(5)           # just received: the job first waits for them to settle
+        r = await api.client.post("/api/v1/decoders/json/reprocess",
+                                  json={"from": start.isoformat(), "organization_id": org, "consumer_ids": [consumer]})
+        assert r.status_code == 202, r.text
+        assert (await api.client.delete(f"/api/v1/consumers/{consumer}")).status_code == 204
+        job = await finished(api, r.json()["id"])
+    assert job["state"] == "done" and job["sent"] == 0, job
+    stored = (await api.client.get(f"/api/v1/devices/{device_id}/messages")).json()["items"]
+    assert len(stored) == 5 and all(m["decoder"]["status"] == "ok" for m in stored)   # decoded again and kept
