@@ -111,6 +111,39 @@ async def _create_key(url: str, name: str, organization: str | None, role: str) 
         await pool.close()
 
 
+def cmd_create_user(args: argparse.Namespace) -> int:
+    """Create a web console user, or set the password of the user with that e-mail (never printed)."""
+    import sys
+
+    from registry.console.users import organization_id, read_password
+
+    settings = load_settings("admin create-user")
+    if not settings.database_url:
+        raise SystemExit("iotd admin create-user: IOTD_DATABASE_URL is not set")
+    try:
+        organization = organization_id(args.organization)
+        password = read_password(sys.stdin)
+    except ValueError as exc:
+        raise SystemExit(f"iotd admin create-user: {exc}") from None
+    print(_run_admin("create-user", _create_user(settings.database_url, args.email, args.role, organization,
+                                                 args.name, password)))
+    return 0
+
+
+async def _create_user(url: str, email: str, role: str, organization: str | None, name: str | None,
+                       password: str) -> str:
+    from registry.console.users import create_or_set_password
+    from registry.db import migrate
+
+    pool = await _admin_pool(url)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+            return await create_or_set_password(conn, email, role, organization, name, password)
+    finally:
+        await pool.close()
+
+
 def cmd_create_integration_token(args: argparse.Namespace) -> int:
     """Print a new token for ChirpStack's HTTP integration (shown once; stored as its SHA-256)."""
     settings = load_settings("admin create-integration-token")
@@ -211,6 +244,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--role", choices=("admin", "write", "read"), default="admin", help="default: admin")
     p.add_argument("--name", default="created from the command line", help="a label to recognise the key")
     p.set_defaults(func=cmd_create_key)
+    p = asub.add_parser("create-user", help="create a web console user, or set an existing user's password",
+                        description="Create a user who signs in to the web console (IOTD_DATABASE_URL), or set the"
+                                    " password of the user with this e-mail. The password is asked twice, or read"
+                                    " from the first line of stdin when stdin is not a terminal; at least 12"
+                                    " characters.")
+    p.add_argument("email", metavar="EMAIL", help="the e-mail address the user signs in with")
+    scope = p.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--global", dest="global_user", action="store_true", help="a global user (all organizations)")
+    scope.add_argument("--organization", metavar="ID", help="a user of one organization")
+    p.add_argument("--role", choices=("admin", "write", "read"), required=True, help="what the user may do")
+    p.add_argument("--name", default=None, help="the user's name (default: the e-mail address)")
+    p.set_defaults(func=cmd_create_user)
     p = asub.add_parser("create-integration-token", help="create a token for ChirpStack's HTTP integration and print"
                         " it (shown once)", description="ChirpStack sends it as `Authorization: Bearer <token>` to"
                         " POST /ingest/chirpstack (an HTTP header in the integration's settings).")

@@ -39,6 +39,7 @@ from distributor.uplink import RawUplink
 from registry.api import create_api_router, install_error_handlers
 from registry.api.docs import DESCRIPTION, install_docs
 from registry.api.freshness import STATE_NAME
+from registry.console import create_console_router
 from registry.records import Device
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ def create_app(service: Service) -> FastAPI:
     if service.api_context is not None:
         app.state.api_context = service.api_context
         app.include_router(create_api_router(service.api_context))
+        app.include_router(create_console_router(service.api_context))   # the web console at / (not in OpenAPI)
     install_guard(app, service)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")

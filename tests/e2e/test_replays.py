@@ -321,7 +321,7 @@ async def test_reprocess_decodes_stored_uplinks_again_stores_and_replays_the_new
 
 async def test_reprocess_goes_on_when_a_chosen_consumer_is_deleted_meanwhile(api: Api) -> None:
     org, app, device_id, key = await meter(api)
-    async with webhook() as (url, got):
+    async with webhook() as (url, _):
         consumer = await subscribed(api, org, app, device_id, url)
         start = datetime.now(UTC)
         await Device(api, key).post(5)           # just received: the job first waits for them to settle
