@@ -20,6 +20,7 @@ for both), the raw payload, and its numeric measurements as two arrays for the c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -132,9 +133,7 @@ class MessageStore:
     async def _write(self, batch: Sequence[Queued]) -> list[tuple[Queued, BaseException]]:
         """One COPY on the writer's own connection (a COPY is atomic: it writes all or nothing); only when
         PostgreSQL refuses it is the batch written again row-isolating, with savepoints, making partitions."""
-        conn = self._conn
-        if conn is None or conn.is_closed():
-            conn = self._conn = await self._pool.acquire()
+        conn = await self._connection()
         try:
             try:
                 await conn.copy_records_to_table("messages", records=[r for r, _ in batch], columns=COLUMNS)
@@ -151,6 +150,22 @@ class MessageStore:
             log.error("PostgreSQL refused a message for the history; dropped from it, the message goes on",
                       message_id=stored[2], device=stored[3], error=reason(exc))
         return refused
+
+    async def _connection(self) -> asyncpg.Connection:
+        """The writer's connection, or a new one from the pool when it was lost: asyncpg detaches a pooled
+        connection it finds closed, even while idle (a PostgreSQL restart), and a detached one only raises."""
+        conn = self._conn
+        if conn is not None:
+            try:
+                if not conn.is_closed():
+                    return conn
+            except asyncpg.InterfaceError:
+                pass
+            self._conn = None
+            with contextlib.suppress(Exception):
+                await self._pool.release(conn)
+        conn = self._conn = await self._pool.acquire()
+        return conn
 
     async def drain(self, timeout: float) -> bool:
         """Wait until everything queued is written; False if the timeout passed first."""

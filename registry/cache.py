@@ -390,9 +390,10 @@ class RegistryCache:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._listener is not None:
-            try:
-                if not self._listener.is_closed():
-                    await self._listener.remove_listener(CHANNEL, self._notified)
-            finally:
-                await self._pool.release(self._listener)
+        if self._listener is not None:   # lost and not yet replaced: asyncpg detached it, and it only raises
+            listener, self._listener = self._listener, None
+            with contextlib.suppress(asyncpg.InterfaceError):
+                if not listener.is_closed():
+                    await listener.remove_listener(CHANNEL, self._notified)
+            with contextlib.suppress(Exception):
+                await self._pool.release(listener)

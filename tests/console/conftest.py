@@ -7,13 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.api import Api, running_api
-from tests.support.database import create_database, drop_database
+from tests.support.api import Api, module_api
 
 
 @pytest.fixture(scope="module")
 async def api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
-    url = await create_database("iotd_console_" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"))
-    async with running_api(url) as running:
+    async for running in module_api(request, "iotd_console_"):
         yield running
-    await drop_database(url)

@@ -231,6 +231,7 @@ async def test_a_refused_row_or_a_lost_connection_costs_the_others_nothing(db: s
         await pool.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
                            " AND pid <> pg_backend_pid()")
         assert writer is not None
+        await asyncio.sleep(0.5)     # the client notices the lost connection while idle (asyncpg detaches it)
         assert await store([5, 6]) == [True, True]
         await history.close()
         async with pool.acquire() as conn:

@@ -71,3 +71,17 @@ async def test_device_changes_are_applied_in_place_and_bulk_ones_reload(migrated
         await cache.close()
         async with migrated_pool.acquire() as conn:
             await conn.execute("DELETE FROM organizations WHERE id = $1", org)
+
+
+async def test_closing_right_after_the_listener_was_lost_does_not_raise(migrated_pool: asyncpg.Pool) -> None:
+    """A PostgreSQL restart ends the LISTEN connection; asyncpg detaches a pooled connection it finds closed,
+    and a detached one raises on every call. Shutting down before the cache listened again must still work."""
+    async with migrated_pool.acquire() as conn:
+        box = await open_secret_box(conn, SECRET_KEY)
+    cache = RegistryCache(migrated_pool, box, debounce_s=5.0)    # it will not listen again during the test
+    await cache.start()
+    async with migrated_pool.acquire() as conn:
+        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                           " WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()")
+    await asyncio.sleep(0.3)
+    await cache.close()     # raised InterfaceError ("released back to the pool") before

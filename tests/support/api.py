@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 
 from distributor.service import Service
 from distributor.settings import Settings
 from registry.api.keys import create_first_key
 from registry.db import create_pool, migrate
 from tests.support.broker import MosquittoBroker
+from tests.support.database import create_database, drop_database
 from tests.support.scenario import LOOPBACK, SECRET_KEY
 
 
@@ -66,3 +68,12 @@ async def running_api(database_url: str, broker: MosquittoBroker | None = None, 
             yield Api(service, c, base, key)
     finally:
         await service.stop()
+
+
+async def module_api(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Api]:
+    """The running service on a fresh database named after the test module (``<prefix><module>``), for a
+    module-scoped ``api`` fixture."""
+    url = await create_database(prefix + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"))
+    async with running_api(url) as running:
+        yield running
+    await drop_database(url)
