@@ -175,6 +175,7 @@ class MessageStore:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._conn is not None:
+        if self._conn is not None:        # a connection lost meanwhile is detached and refuses even this
             conn, self._conn = self._conn, None
-            await self._pool.release(conn)
+            with contextlib.suppress(Exception):
+                await self._pool.release(conn)
