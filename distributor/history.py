@@ -46,9 +46,9 @@ Queued = tuple[Row, Finalizer]
 NAME_MAX = 200
 
 
-def row(retention_days: int, received_at: float, message_id: str, device: Device, f_port: int | None,
-        payload: bytes, body: bytes, measurements: Sequence[dict[str, Any]]) -> Row:
-    """One ``messages`` row; measurement names from a decoder (JavaScript ones included) made storable."""
+def numeric(measurements: Sequence[dict[str, Any]]) -> tuple[list[str], list[float]]:
+    """The numeric measurements as the ``names`` and ``vals`` columns; names from a decoder (JavaScript ones
+    included) made storable."""
     names: list[str] = []
     vals: list[float] = []
     for m in measurements:
@@ -56,6 +56,13 @@ def row(retention_days: int, received_at: float, message_id: str, device: Device
         if isinstance(value, NUMBER) and not isinstance(value, bool):
             names.append(storable.text(m["name"], NAME_MAX))
             vals.append(float(value))
+    return names, vals
+
+
+def row(retention_days: int, received_at: float, message_id: str, device: Device, f_port: int | None,
+        payload: bytes, body: bytes, measurements: Sequence[dict[str, Any]]) -> Row:
+    """One ``messages`` row."""
+    names, vals = numeric(measurements)
     return (retention_days, datetime.fromtimestamp(received_at, UTC), message_id, device.id, device.application_id,
             device.organization_id, f_port, payload, body, names, vals)
 

@@ -41,10 +41,9 @@ from distributor.delivery.dispatcher import Dispatcher
 from distributor.delivery.lane import ConsumerLane
 from distributor.delivery.outage import Outage
 from distributor.delivery.policy import CLOSED
-from distributor.delivery.spill import SpillRow
 from distributor.envelope import build_message
 from distributor.formats import render
-from distributor.history import row as history_row
+from distributor.history import numeric
 from distributor.pipeline import Pipeline, topic_vars
 from distributor.replay_plan import FirstCopies, Pacer, Window, wanted
 from distributor.sinks.base import REPLAY, DeliveryError, Outgoing
@@ -91,10 +90,10 @@ STORE_AGAIN = """
 UPDATE messages SET body = $4, names = $5, vals = $6 WHERE received_at = $1 AND id = $2 AND device_id = $3
 """
 ROUND = 256                # messages between two progress records, at most ...
-ROUNDS_PER_S = 20
+ROUNDS_PER_S = 20          # ... and a round is at most 1/20 s of the job's rate: the work is spread, not bursty
 # publishes of one replay batch to an MQTT consumer: the broker's in-flight window (its Receive Maximum, 20 to
 # 100 by default) is shared with live messages, and a replay batch of hundreds would queue them behind it
-MQTT_BATCH = 16          # ... and a round is at most 1/20 s of the job's rate: the work is spread, not bursty
+MQTT_BATCH = 16
 RELEASE_MINE = "UPDATE replays SET lease_until = NULL WHERE claimed_by = $1 AND state = 'running'"
 
 
@@ -296,9 +295,7 @@ class ReplayRun:
                                     payload=r["payload"], decoder_version=version, result=result,
                                     measurements=measurements)
             body = render("native", message, None)
-            stored = history_row(0, r["received_at"].timestamp(), str(r["id"]), device, r["f_port"], r["payload"],
-                                 body, message["measurements"])
-            updates.append((r["received_at"], r["id"], r["device_id"], body, stored[-2], stored[-1]))
+            updates.append((r["received_at"], r["id"], r["device_id"], body, *numeric(message["measurements"])))
             found.append((r, device, body))
         if updates:
             await worker._pool.executemany(STORE_AGAIN, updates)
@@ -355,18 +352,18 @@ class ReplayRun:
             at += len(taken)
 
     async def deliver(self, consumer: Consumer, lane: ConsumerLane, items: list[Outgoing]) -> tuple[int, int]:
-        """(sent, spilled): batches at once (as backlog sends: live ones go first); a failed one is spilled for
-        the retry worker, and is done once that is committed."""
+        """(sent, spilled): batches at once (as backlog sends: live ones go first); a failed one goes to the
+        spill as the lane's own do (``ConsumerLane.spill``: counted, dead letters logged), for the retry worker,
+        and is done once that is committed."""
         size = lane.batch if consumer.kind == "http" else min(lane.batch, MQTT_BATCH)
         batches = [items[i : i + size] for i in range(0, len(items), size)]
         outcomes = await asyncio.gather(*(self._send(lane, batch) for batch in batches))
-        spills = [SpillRow(consumer.id, item, 1, exc.detail, exc.status,
-                           lane.policy.backoff(1, exc.retry_after),
-                           None if exc.retryable else "refused by the consumer", exc.response)
-                  for batch, exc in zip(batches, outcomes, strict=True) if exc is not None for item in batch]
-        if spills:
-            await self.worker._dispatcher.spill.add(spills)
-        return len(items) - len(spills), len(spills)
+        spills = [lane.spill(batch, exc.detail, exc.status, attempts=1, delay_s=lane.policy.backoff(1, exc.retry_after),
+                             dead_reason=None if exc.retryable else "refused by the consumer", response=exc.response)
+                  for batch, exc in zip(batches, outcomes, strict=True) if exc is not None]
+        await asyncio.gather(*spills)
+        spilled = sum(len(b) for b, exc in zip(batches, outcomes, strict=True) if exc is not None)
+        return len(items) - spilled, spilled
 
     async def _send(self, lane: ConsumerLane, batch: list[Outgoing]) -> DeliveryError | None:
         async with lane.slots.backlog():

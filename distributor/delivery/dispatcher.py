@@ -95,11 +95,6 @@ class Dispatcher:
         done.add_done_callback(lambda _: finalizer.release(True))
 
     @property
-    def spill(self) -> SpillStore:
-        """The durable spill the lanes use (the replay jobs hand it their failed batches too)."""
-        return self._spill
-
-    @property
     def queued(self) -> int:
         return sum(lane.depth for lane in self.lanes.values())
 

@@ -267,16 +267,23 @@ class ConsumerLane:
         self.stats.circuit = self.breaker.state
         self._m_circuit.set(CIRCUIT_VALUES[self.breaker.state])
 
+    def spill(self, items: list[Outgoing], error: str, status: int | None, *, attempts: int, delay_s: float = 0.0,
+              dead_reason: str | None = None, response: str | None = None) -> asyncio.Future[None]:
+        """Counted (and, when refused for good, logged) hand-over of these messages to the spill store, for the
+        lane and for replay jobs alike; the future resolves once they are durable."""
+        self._m_spilled.inc(len(items))
+        self._metrics.spilled.labels(self.consumer.id).inc(len(items))
+        if dead_reason is not None:
+            self._metrics.dead_letters.labels(self.consumer.id).inc(len(items))
+            log.error("permanently refused; dead-lettered", consumer=self.consumer.id,
+                      message_id=items[0].message_id, status=status, error=error)
+        return self._spill.add([SpillRow(self.consumer.id, item, attempts, error, status, delay_s, dead_reason,
+                                         response) for item in items])
+
     def _spill_batch(self, batch: list[Pending], error: str, status: int | None, *, attempts: int,
                      delay_s: float = 0.0, dead_reason: str | None = None, response: str | None = None) -> None:
-        self._m_spilled.inc(len(batch))
-        self._metrics.spilled.labels(self.consumer.id).inc(len(batch))
-        if dead_reason is not None:
-            self._metrics.dead_letters.labels(self.consumer.id).inc(len(batch))
-            log.error("permanently refused; dead-lettered", consumer=self.consumer.id,
-                      message_id=batch[0].item.message_id, status=status, error=error)
-        done = self._spill.add([SpillRow(self.consumer.id, p.item, attempts, error, status, delay_s, dead_reason,
-                                         response) for p in batch])
+        done = self.spill([p.item for p in batch], error, status, attempts=attempts, delay_s=delay_s,
+                          dead_reason=dead_reason, response=response)
         self._spilling += len(batch)
 
         def release(_: asyncio.Future[None]) -> None:

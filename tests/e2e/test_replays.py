@@ -244,6 +244,7 @@ async def test_a_replay_that_fails_goes_through_the_retry_machinery_and_keeps_it
         device = Device(api, key)
         start = await delivered_and_stored(device, got, 20)
         answers["status"] = 503                        # the department's server falls over during the replay
+        spilled_before = api.service.metrics.spilled.labels(consumer)._value.get()
         job = (await api.client.post(f"/api/v1/consumers/{consumer}/replay", json={"from": start.isoformat()})).json()
         async with asyncio.timeout(10):                 # the job waits for the consumer, it does not skip it
             while "circuit" not in ((waiting := (await api.client.get(f"/api/v1/replays/{job['id']}")).json())
@@ -256,6 +257,8 @@ async def test_a_replay_that_fails_goes_through_the_retry_machinery_and_keeps_it
 
     assert done["state"] == "done" and done["spilled"] > 0 and done["waiting"] is None, done
     assert done["sent"] + done["spilled"] == 20, done
+    # counted like the lane's own spills (iotd_spilled_total), so operators see a replay's failures
+    assert api.service.metrics.spilled.labels(consumer)._value.get() - spilled_before == done["spilled"]
     assert sorted(marked(got, job["id"])) == sorted(device.accepted)    # retried, still marked as the replay
 
 
